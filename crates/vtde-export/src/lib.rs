@@ -1,0 +1,1 @@
+//! vtde-export: checkpoint → vtde model package.

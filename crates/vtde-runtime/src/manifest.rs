@@ -1,0 +1,203 @@
+//! The package manifest, `vtde.json`: the contract between `vtde-export`, which writes
+//! it, and the runtime, which reads it.
+//!
+//! The manifest holds everything the runtime needs and nothing it must guess (see
+//! `DESIGN.md`): the source architecture, the projection size, `logit_scale` as stored in
+//! the checkpoint, the image preprocessing taken from the checkpoint's preprocessor
+//! config, the tokenizer settings, and each graph's file, opset, precision and sha256.
+//!
+//! The format is versioned by [`FORMAT_VERSION`]. A reader refuses a manifest from a
+//! newer format rather than misreading it.
+
+use serde::{Deserialize, Serialize};
+
+/// The manifest's file name inside a package directory.
+pub const MANIFEST_FILE: &str = "vtde.json";
+
+/// The format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `vtde.json`, the package manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Package format version; see [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Where the package came from.
+    pub source: Source,
+    /// Width of the shared embedding space (`projection_dim`).
+    pub projection_dim: usize,
+    /// `logit_scale` exactly as stored in the checkpoint; logits use `exp(logit_scale)`.
+    pub logit_scale: f32,
+    /// How images become `pixel_values`.
+    pub image: ImagePreprocess,
+    /// How texts become `input_ids`, `attention_mask` (and `token_type_ids`).
+    pub text: TextPreprocess,
+    /// The three graphs of the package.
+    pub graphs: Graphs,
+    /// The tool that wrote the package.
+    pub producer: Producer,
+}
+
+/// The checkpoint a package was exported from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// The transformers class, e.g. `VisionTextDualEncoderModel` or `CLIPModel`.
+    pub architecture: String,
+    /// The vision tower's `model_type`, e.g. `vit`.
+    pub vision_model_type: String,
+    /// The text tower's `model_type`, e.g. `bert`.
+    pub text_model_type: String,
+}
+
+/// Image preprocessing, with the semantics of transformers' image processors (PIL
+/// backend): convert to RGB, resize, center-crop, rescale, normalize, in that order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagePreprocess {
+    /// Height of the `pixel_values` the vision graph takes.
+    pub height: u32,
+    /// Width of the `pixel_values` the vision graph takes.
+    pub width: u32,
+    /// Convert every image to 3-channel RGB first (`do_convert_rgb`).
+    pub convert_rgb: bool,
+    /// The resize step, or `None` when the processor does not resize.
+    pub resize: Option<Resize>,
+    /// The center crop, or `None` when the processor does not crop.
+    pub center_crop: Option<Size>,
+    /// Multiply pixel values (0..=255) by this, or `None` for no rescale.
+    pub rescale_factor: Option<f32>,
+    /// Per-channel `(x - mean) / std`, or `None` for no normalization.
+    pub normalize: Option<Normalize>,
+}
+
+/// A resize step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resize {
+    /// The target size rule.
+    pub rule: ResizeRule,
+    /// The resampling filter, as PIL names it.
+    pub filter: ResampleFilter,
+}
+
+/// How the target size of a resize is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ResizeRule {
+    /// Resize to exactly `height` × `width`, ignoring the aspect ratio (`size` given as
+    /// `{"height", "width"}`).
+    Exact { height: u32, width: u32 },
+    /// Resize so that the shorter edge becomes `shortest_edge`, keeping the aspect ratio
+    /// as transformers' `get_resize_output_image_size` rounds it (`size` given as
+    /// `{"shortest_edge"}`).
+    ShortestEdge { shortest_edge: u32 },
+}
+
+/// PIL's resampling filters, by PIL's names (`resample` 0, 2, 3, 1, 4, 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResampleFilter {
+    Nearest,
+    Bilinear,
+    Bicubic,
+    Lanczos,
+    Box,
+    Hamming,
+}
+
+impl ResampleFilter {
+    /// The filter for PIL's integer `resample` code, as stored in preprocessor configs.
+    pub fn from_pil_code(code: u32) -> Option<Self> {
+        Some(match code {
+            0 => Self::Nearest,
+            1 => Self::Lanczos,
+            2 => Self::Bilinear,
+            3 => Self::Bicubic,
+            4 => Self::Box,
+            5 => Self::Hamming,
+            _ => return None,
+        })
+    }
+}
+
+/// A height × width size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Size {
+    pub height: u32,
+    pub width: u32,
+}
+
+/// Per-channel normalization constants, in RGB order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Normalize {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+/// Text preprocessing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextPreprocess {
+    /// The `tokenizers` JSON file, relative to the package directory.
+    pub tokenizer: String,
+    /// Longest sequence the text tower takes (from its position embeddings), special
+    /// tokens included. Longer texts are truncated to this.
+    pub max_length: usize,
+    /// Id used to pad a batch to its longest text.
+    pub pad_token_id: i64,
+    /// The inputs the text graph takes, in order: `input_ids`, `attention_mask`, and
+    /// `token_type_ids` only where the tower takes them.
+    pub inputs: Vec<String>,
+}
+
+/// The graphs of a package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Graphs {
+    /// `pixel_values` → `image_features`.
+    pub vision: GraphFile,
+    /// `input_ids`, `attention_mask`[, `token_type_ids`] → `text_features`.
+    pub text: GraphFile,
+    /// `image_features`, `text_features` → `image_embeds`, `text_embeds`.
+    pub projection: GraphFile,
+}
+
+/// One ONNX graph file of a package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphFile {
+    /// File name, relative to the package directory.
+    pub file: String,
+    /// The ONNX default-domain opset the graph imports.
+    pub opset: i64,
+    /// Weight precision: `fp32` (later also `fp16`, `int8`).
+    pub precision: String,
+    /// Lowercase hex sha256 of the file.
+    pub sha256: String,
+    /// Width of the graph's main output (`Dv`, `Dt` or the projection size).
+    pub output_dim: usize,
+}
+
+/// The tool that wrote a package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Producer {
+    pub name: String,
+    pub version: String,
+}
+
+/// Graph input and output names, fixed by the package contract.
+pub mod names {
+    pub const PIXEL_VALUES: &str = "pixel_values";
+    pub const IMAGE_FEATURES: &str = "image_features";
+    pub const INPUT_IDS: &str = "input_ids";
+    pub const ATTENTION_MASK: &str = "attention_mask";
+    pub const TOKEN_TYPE_IDS: &str = "token_type_ids";
+    pub const TEXT_FEATURES: &str = "text_features";
+    pub const IMAGE_EMBEDS: &str = "image_embeds";
+    pub const TEXT_EMBEDS: &str = "text_embeds";
+}
