@@ -1,1 +1,275 @@
-//! vtde-export: checkpoint → vtde model package.
+//! vtde-export: reads a Hugging Face vision-text dual encoder checkpoint
+//! (`config.json`, safetensors weights, tokenizer and image processor files) and writes a
+//! vtde **model package**: `vision.onnx`, `text.onnx`, `projection.onnx`,
+//! `tokenizer.json` and the manifest `vtde.json` (see `DESIGN.md`). No Python is needed.
+//!
+//! Layout:
+//! - [`onnx`]: the ONNX protobuf messages and a graph builder;
+//! - [`layers`]: the shared transformer pieces (attention, MLP, layer norm, poolers);
+//! - [`towers`]: one module per architecture, mapping config and weights onto the pieces;
+//! - [`checkpoint`], [`preprocessor`], [`tokenizer`]: reading the checkpoint's files;
+//! - [`package`]: writing the package directory safely.
+
+pub mod checkpoint;
+pub mod error;
+pub mod layers;
+pub mod onnx;
+pub mod package;
+pub mod preprocessor;
+pub mod tokenizer;
+pub mod towers;
+
+use std::path::{Path, PathBuf};
+
+use vtde_runtime::manifest::{
+    self, GraphFile, Graphs, Manifest, Producer, Source, FORMAT_VERSION, MANIFEST_FILE,
+};
+
+pub use error::{Error, Result};
+
+use checkpoint::{read_json, ConfigView, Weights};
+use onnx::proto::ModelProto;
+use package::PackageWriter;
+use towers::{bert, projection, vit};
+
+/// What [`export`] wrote.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// The package directory.
+    pub dir: PathBuf,
+    /// The manifest written to `vtde.json`.
+    pub manifest: Manifest,
+}
+
+/// The `model_type`s of the vision towers vtde exports.
+pub const SUPPORTED_VISION: &str = "vit";
+/// The `model_type`s of the text towers vtde exports.
+pub const SUPPORTED_TEXT: &str = "bert";
+/// The checkpoint `model_type`s vtde exports.
+pub const SUPPORTED_MODELS: &str = "vision-text-dual-encoder (VisionTextDualEncoderModel)";
+
+/// A vision tower, by architecture.
+enum VisionTower {
+    Vit(vit::VitConfig),
+}
+
+impl VisionTower {
+    fn from_config(cfg: &ConfigView) -> Result<(String, Self)> {
+        let model_type = cfg.str_or("model_type", "")?;
+        let tower = match model_type.as_str() {
+            "vit" => Self::Vit(vit::VitConfig::from_config(cfg)?),
+            _ => {
+                return Err(Error::Unsupported {
+                    path: cfg.path.to_owned(),
+                    what: "vision tower (vision_config.model_type)",
+                    found: model_type,
+                    supported: SUPPORTED_VISION.to_owned(),
+                })
+            }
+        };
+        Ok((model_type, tower))
+    }
+
+    fn image_size(&self) -> usize {
+        match self {
+            Self::Vit(c) => c.image_size,
+        }
+    }
+
+    fn output_dim(&self) -> usize {
+        match self {
+            Self::Vit(c) => c.pooler_output_size,
+        }
+    }
+
+    fn build(&self, weights: &Weights, prefix: &str) -> Result<ModelProto> {
+        match self {
+            Self::Vit(c) => vit::build(c, weights, prefix),
+        }
+    }
+}
+
+/// A text tower, by architecture.
+enum TextTower {
+    Bert(bert::BertConfig),
+}
+
+impl TextTower {
+    fn from_config(cfg: &ConfigView) -> Result<(String, Self)> {
+        let model_type = cfg.str_or("model_type", "")?;
+        let tower = match model_type.as_str() {
+            "bert" => Self::Bert(bert::BertConfig::from_config(cfg)?),
+            _ => {
+                return Err(Error::Unsupported {
+                    path: cfg.path.to_owned(),
+                    what: "text tower (text_config.model_type)",
+                    found: model_type,
+                    supported: SUPPORTED_TEXT.to_owned(),
+                })
+            }
+        };
+        Ok((model_type, tower))
+    }
+
+    fn output_dim(&self) -> usize {
+        match self {
+            Self::Bert(c) => c.hidden_size,
+        }
+    }
+
+    fn max_length(&self) -> usize {
+        match self {
+            Self::Bert(c) => c.max_length(),
+        }
+    }
+
+    fn pad_token_id(&self) -> usize {
+        match self {
+            Self::Bert(c) => c.pad_token_id,
+        }
+    }
+
+    fn inputs(&self) -> &'static [&'static str] {
+        use manifest::names::{ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS};
+        match self {
+            Self::Bert(_) => &[INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS],
+        }
+    }
+
+    fn build(&self, weights: &Weights, prefix: &str) -> Result<ModelProto> {
+        match self {
+            Self::Bert(c) => bert::build(c, weights, prefix),
+        }
+    }
+}
+
+/// Exports the checkpoint in `checkpoint_dir` to a package in `out_dir`, reporting each
+/// step to `progress`.
+pub fn export(
+    checkpoint_dir: &Path,
+    out_dir: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Exported> {
+    let config_path = checkpoint_dir.join("config.json");
+    if !config_path.is_file() {
+        return Err(Error::MissingFile {
+            path: config_path,
+            hint: "is this a Hugging Face checkpoint directory (saved with save_pretrained)?"
+                .to_owned(),
+        });
+    }
+    let config_json = read_json(&config_path)?;
+    let config = ConfigView::new(&config_path, &config_json);
+    let model_type = config.str_or("model_type", "")?;
+    if model_type != "vision-text-dual-encoder" {
+        return Err(Error::Unsupported {
+            path: config_path.clone(),
+            what: "checkpoint model_type",
+            found: model_type,
+            supported: SUPPORTED_MODELS.to_owned(),
+        });
+    }
+    let (vision_type, vision) = VisionTower::from_config(&config.child("vision_config")?)?;
+    let (text_type, text) = TextTower::from_config(&config.child("text_config")?)?;
+    let projection_dim = config.usize_or("projection_dim", 512)?;
+
+    // Read everything that can fail cheaply before the weights.
+    let (processor_path, processor_json) = preprocessor::load(checkpoint_dir)?;
+    let image = preprocessor::to_manifest(
+        &processor_path,
+        &processor_json,
+        vision.image_size() as u32,
+    )?;
+    let (tokenizer_bytes, text_preprocess) = tokenizer::load(
+        checkpoint_dir,
+        text.max_length(),
+        text.pad_token_id(),
+        text.inputs(),
+    )?;
+
+    progress("reading weights");
+    let weights = Weights::load(checkpoint_dir)?;
+    let logit_scale = weights.get("logit_scale", &[])?;
+    let logit_scale = match logit_scale.data.as_slice() {
+        [x] => *x,
+        _ => {
+            return Err(Error::WeightShape {
+                name: "logit_scale".to_owned(),
+                expected: vec![],
+                found: logit_scale.shape.clone(),
+            })
+        }
+    };
+
+    let writer = PackageWriter::create(out_dir)?;
+    let graph = |file: &str, model: ModelProto, output_dim: usize| -> Result<GraphFile> {
+        let sha256 = writer.write_model(file, &model)?;
+        Ok(GraphFile {
+            file: file.to_owned(),
+            opset: onnx::OPSET,
+            precision: "fp32".to_owned(),
+            sha256,
+            output_dim,
+        })
+    };
+    progress("building vision.onnx");
+    let vision_graph = graph(
+        "vision.onnx",
+        vision.build(&weights, "vision_model.")?,
+        vision.output_dim(),
+    )?;
+    progress("building text.onnx");
+    let text_graph = graph(
+        "text.onnx",
+        text.build(&weights, "text_model.")?,
+        text.output_dim(),
+    )?;
+    progress("building projection.onnx");
+    let projection_graph = graph(
+        "projection.onnx",
+        projection::build(
+            &projection::ProjectionConfig {
+                vision_dim: vision.output_dim(),
+                text_dim: text.output_dim(),
+                projection_dim,
+                visual_module: "visual_projection",
+                text_module: "text_projection",
+            },
+            &weights,
+        )?,
+        projection_dim,
+    )?;
+    writer.write_bytes(tokenizer::TOKENIZER_FILE, &tokenizer_bytes)?;
+
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        source: Source {
+            architecture: "VisionTextDualEncoderModel".to_owned(),
+            vision_model_type: vision_type,
+            text_model_type: text_type,
+        },
+        projection_dim,
+        logit_scale,
+        image,
+        text: text_preprocess,
+        graphs: Graphs {
+            vision: vision_graph,
+            text: text_graph,
+            projection: projection_graph,
+        },
+        producer: Producer {
+            name: "vtde-export".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Write {
+        path: out_dir.join(MANIFEST_FILE),
+        source: std::io::Error::other(e),
+    })?;
+    writer.write_bytes(MANIFEST_FILE, &json)?;
+    progress("done");
+    Ok(Exported {
+        dir: out_dir.to_owned(),
+        manifest,
+    })
+}

@@ -1,0 +1,434 @@
+//! The reusable pieces every tower is built from: linear layers, layer norm,
+//! activations, multi-head self-attention, the MLP, the encoder layer (pre- or
+//! post-norm), poolers and attention masks.
+//!
+//! Each piece has a `load` that reads and shape-checks its weights through a
+//! [`WeightScope`], and a `forward` that emits its ONNX nodes. Architectures differ only
+//! in parameters (norm placement, activation, epsilon, bias), never in copies of this code.
+
+use crate::checkpoint::{Tensor, Weights};
+use crate::error::{Error, Result};
+use crate::onnx::proto::DataType;
+use crate::onnx::{GraphBuilder, Value};
+
+/// Weight names under one module prefix, with renaming rules that give the other naming
+/// scheme of the same weight (transformers 5 renamed some modules, e.g. ViT's
+/// `encoder.layer.N.attention.attention.query` became `layers.N.attention.q_proj`; both
+/// kinds of checkpoint exist).
+#[derive(Debug, Clone)]
+pub struct WeightScope<'w> {
+    weights: &'w Weights,
+    prefix: String,
+    renames: &'static [(&'static str, &'static str)],
+}
+
+impl<'w> WeightScope<'w> {
+    /// A scope at `prefix` (e.g. `vision_model.`) with `renames` as `(old, new)` pairs.
+    pub fn new(
+        weights: &'w Weights,
+        prefix: &str,
+        renames: &'static [(&'static str, &'static str)],
+    ) -> Self {
+        Self {
+            weights,
+            prefix: prefix.to_owned(),
+            renames,
+        }
+    }
+
+    /// The scope of a sub-module, e.g. `encoder.layer.3.`.
+    pub fn child(&self, name: &str) -> Self {
+        Self {
+            weights: self.weights,
+            prefix: format!("{}{name}.", self.prefix),
+            renames: self.renames,
+        }
+    }
+
+    /// The full name of a weight in this scope, as the tower code spells it.
+    pub fn name(&self, local: &str) -> String {
+        format!("{}{local}", self.prefix)
+    }
+
+    /// Whether this scope has a weight called `local`, under either naming scheme.
+    pub fn contains(&self, local: &str) -> bool {
+        let name = self.name(local);
+        self.weights.contains(&name) || self.weights.contains(&self.renamed(&name))
+    }
+
+    fn renamed(&self, name: &str) -> String {
+        self.renames
+            .iter()
+            .fold(name.to_owned(), |n, (old, new)| n.replace(old, new))
+    }
+
+    /// The weight called `local`, checked to have `shape`.
+    pub fn tensor(&self, local: &str, shape: &[usize]) -> Result<&'w Tensor> {
+        let name = self.name(local);
+        let alias = self.renamed(&name);
+        let aliases = if alias == name { vec![] } else { vec![alias] };
+        let tensor = self.weights.get(&name, &aliases)?;
+        // A leading 1 is squeezed away: ViT stores cls_token as [1, 1, D].
+        let squeezed: Vec<usize> = {
+            let mut s = tensor.shape.as_slice();
+            while s.len() > shape.len() && s.first() == Some(&1) {
+                s = &s[1..];
+            }
+            s.to_vec()
+        };
+        if squeezed != shape {
+            return Err(Error::WeightShape {
+                name,
+                expected: shape.to_vec(),
+                found: tensor.shape.clone(),
+            });
+        }
+        Ok(tensor)
+    }
+
+    /// Adds the weight `local` to the graph as an initializer named after it.
+    pub fn initializer(&self, g: &mut GraphBuilder, local: &str, shape: &[usize]) -> Result<Value> {
+        let tensor = self.tensor(local, shape)?;
+        Ok(g.weight(&self.name(local), shape, &tensor.data))
+    }
+}
+
+/// `y = x·Wᵀ + b`, with `W` stored transposed so that the graph is one `MatMul`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight_t: Value,
+    bias: Option<Value>,
+}
+
+impl Linear {
+    /// Loads `{module}.weight` (`[out, in]`) and, when `bias`, `{module}.bias`.
+    pub fn load(
+        g: &mut GraphBuilder,
+        w: &WeightScope,
+        module: &str,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let weight = w.tensor(&format!("{module}.weight"), &[out_dim, in_dim])?;
+        let weight_t = g.weight(
+            &format!("{}.T", w.name(&format!("{module}.weight"))),
+            &[in_dim, out_dim],
+            &weight.transposed().data,
+        );
+        let bias = if bias {
+            Some(w.initializer(g, &format!("{module}.bias"), &[out_dim])?)
+        } else {
+            None
+        };
+        Ok(Self { weight_t, bias })
+    }
+
+    pub fn forward(&self, g: &mut GraphBuilder, x: &Value) -> Value {
+        let y = g.matmul(x, &self.weight_t);
+        match &self.bias {
+            Some(b) => g.add(&y, b),
+            None => y,
+        }
+    }
+}
+
+/// Layer normalization over the last axis (`LayerNormalization`, opset 17).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    scale: Value,
+    bias: Value,
+    epsilon: f32,
+}
+
+impl LayerNorm {
+    pub fn load(
+        g: &mut GraphBuilder,
+        w: &WeightScope,
+        module: &str,
+        dim: usize,
+        epsilon: f32,
+    ) -> Result<Self> {
+        Ok(Self {
+            scale: w.initializer(g, &format!("{module}.weight"), &[dim])?,
+            bias: w.initializer(g, &format!("{module}.bias"), &[dim])?,
+            epsilon,
+        })
+    }
+
+    pub fn forward(&self, g: &mut GraphBuilder, x: &Value) -> Value {
+        g.layer_norm(x, &self.scale, &self.bias, self.epsilon)
+    }
+}
+
+/// The activation functions of transformers' `ACT2FN` that vtde's towers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU, `0.5·x·(1 + erf(x/√2))` (`gelu`).
+    Gelu,
+    /// Tanh-approximated GELU (`gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`).
+    GeluTanh,
+    /// `x·σ(1.702·x)` (`quick_gelu`, CLIP).
+    QuickGelu,
+    Relu,
+    Tanh,
+    /// `x·σ(x)` (`silu`, `swish`).
+    Silu,
+}
+
+impl Activation {
+    /// The activation transformers means by `name` in a config's `hidden_act`.
+    pub fn from_hf(name: &str) -> Option<Self> {
+        Some(match name {
+            "gelu" => Self::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Self::GeluTanh,
+            "quick_gelu" => Self::QuickGelu,
+            "relu" => Self::Relu,
+            "tanh" => Self::Tanh,
+            "silu" | "swish" => Self::Silu,
+            _ => return None,
+        })
+    }
+
+    /// The `hidden_act` names accepted, for error messages.
+    pub const SUPPORTED: &'static str =
+        "gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, relu, tanh, silu, swish";
+
+    pub fn forward(self, g: &mut GraphBuilder, x: &Value) -> Value {
+        match self {
+            // The Div-by-√2 form is the one ONNX Runtime fuses into its Gelu kernel.
+            Self::Gelu => {
+                let sqrt2 = g.scalar_f32(std::f32::consts::SQRT_2);
+                let one = g.scalar_f32(1.0);
+                let half = g.scalar_f32(0.5);
+                let scaled = g.div(x, &sqrt2);
+                let erf = g.unary("Erf", &scaled);
+                let erf1 = g.add(&erf, &one);
+                let xe = g.mul(x, &erf1);
+                g.mul(&xe, &half)
+            }
+            // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+            Self::GeluTanh => {
+                let c = g.scalar_f32((2.0 / std::f32::consts::PI).sqrt());
+                let k = g.scalar_f32(0.044715);
+                let one = g.scalar_f32(1.0);
+                let half = g.scalar_f32(0.5);
+                let x2 = g.mul(x, x);
+                let x3 = g.mul(&x2, x);
+                let kx3 = g.mul(&x3, &k);
+                let inner = g.add(x, &kx3);
+                let scaled = g.mul(&inner, &c);
+                let t = g.unary("Tanh", &scaled);
+                let t1 = g.add(&t, &one);
+                let xt = g.mul(x, &t1);
+                g.mul(&xt, &half)
+            }
+            Self::QuickGelu => {
+                let k = g.scalar_f32(1.702);
+                let kx = g.mul(x, &k);
+                let s = g.unary("Sigmoid", &kx);
+                g.mul(x, &s)
+            }
+            Self::Relu => g.unary("Relu", x),
+            Self::Tanh => g.unary("Tanh", x),
+            Self::Silu => {
+                let s = g.unary("Sigmoid", x);
+                g.mul(x, &s)
+            }
+        }
+    }
+}
+
+/// Names of the four projections of an attention block inside its module.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionNames {
+    pub query: &'static str,
+    pub key: &'static str,
+    pub value: &'static str,
+    pub output: &'static str,
+}
+
+/// Multi-head self-attention with an optional additive mask.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    pub fn load(
+        g: &mut GraphBuilder,
+        w: &WeightScope,
+        names: AttentionNames,
+        hidden: usize,
+        heads: usize,
+        qkv_bias: bool,
+    ) -> Result<Self> {
+        if heads == 0 || hidden % heads != 0 {
+            return Err(Error::Config {
+                path: "config.json".into(),
+                problem: format!(
+                    "hidden size {hidden} is not divisible by {heads} attention heads"
+                ),
+            });
+        }
+        Ok(Self {
+            query: Linear::load(g, w, names.query, hidden, hidden, qkv_bias)?,
+            key: Linear::load(g, w, names.key, hidden, hidden, qkv_bias)?,
+            value: Linear::load(g, w, names.value, hidden, hidden, qkv_bias)?,
+            output: Linear::load(g, w, names.output, hidden, hidden, true)?,
+            heads,
+            head_dim: hidden / heads,
+        })
+    }
+
+    /// `x`: `[batch, seq, hidden]`; `mask`: additive, broadcastable to
+    /// `[batch, heads, seq, seq]`.
+    pub fn forward(&self, g: &mut GraphBuilder, x: &Value, mask: Option<&Value>) -> Value {
+        let (h, d) = (self.heads as i64, self.head_dim as i64);
+        let q = self.query.forward(g, x);
+        let k = self.key.forward(g, x);
+        let v = self.value.forward(g, x);
+        let q = g.reshape(&q, &[0, 0, h, d]);
+        let q = g.transpose(&q, &[0, 2, 1, 3]); // [b, h, s, d]
+        let k = g.reshape(&k, &[0, 0, h, d]);
+        let k = g.transpose(&k, &[0, 2, 3, 1]); // [b, h, d, s]
+        let v = g.reshape(&v, &[0, 0, h, d]);
+        let v = g.transpose(&v, &[0, 2, 1, 3]); // [b, h, s, d]
+        let scores = g.matmul(&q, &k);
+        let scale = g.scalar_f32((self.head_dim as f32).powf(-0.5));
+        let scores = g.mul(&scores, &scale);
+        let scores = match mask {
+            Some(m) => g.add(&scores, m),
+            None => scores,
+        };
+        let probs = g.softmax(&scores, -1);
+        let context = g.matmul(&probs, &v);
+        let context = g.transpose(&context, &[0, 2, 1, 3]);
+        let context = g.reshape(&context, &[0, 0, h * d]);
+        self.output.forward(g, &context)
+    }
+}
+
+/// The feed-forward block: `fc2(act(fc1(x)))`.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+    activation: Activation,
+}
+
+impl Mlp {
+    pub fn load(
+        g: &mut GraphBuilder,
+        w: &WeightScope,
+        (fc1, fc2): (&str, &str),
+        hidden: usize,
+        intermediate: usize,
+        activation: Activation,
+    ) -> Result<Self> {
+        Ok(Self {
+            fc1: Linear::load(g, w, fc1, hidden, intermediate, true)?,
+            fc2: Linear::load(g, w, fc2, intermediate, hidden, true)?,
+            activation,
+        })
+    }
+
+    pub fn forward(&self, g: &mut GraphBuilder, x: &Value) -> Value {
+        let h = self.fc1.forward(g, x);
+        let h = self.activation.forward(g, &h);
+        self.fc2.forward(g, &h)
+    }
+}
+
+/// Where an encoder layer normalizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormPlacement {
+    /// `x + attn(ln1(x))`, then `h + mlp(ln2(h))` (ViT, CLIP, BEiT).
+    Pre,
+    /// `ln1(x + attn(x))`, then `ln2(h + mlp(h))` (BERT, RoBERTa).
+    Post,
+}
+
+/// One transformer encoder layer.
+#[derive(Debug, Clone)]
+pub struct EncoderLayer {
+    pub attention: Attention,
+    pub mlp: Mlp,
+    pub norm1: LayerNorm,
+    pub norm2: LayerNorm,
+    pub placement: NormPlacement,
+}
+
+impl EncoderLayer {
+    pub fn forward(&self, g: &mut GraphBuilder, x: &Value, mask: Option<&Value>) -> Value {
+        match self.placement {
+            NormPlacement::Pre => {
+                let n = self.norm1.forward(g, x);
+                let a = self.attention.forward(g, &n, mask);
+                let h = g.add(x, &a);
+                let n = self.norm2.forward(g, &h);
+                let m = self.mlp.forward(g, &n);
+                g.add(&h, &m)
+            }
+            NormPlacement::Post => {
+                let a = self.attention.forward(g, x, mask);
+                let h = g.add(x, &a);
+                let h = self.norm1.forward(g, &h);
+                let m = self.mlp.forward(g, &h);
+                let o = g.add(&h, &m);
+                self.norm2.forward(g, &o)
+            }
+        }
+    }
+}
+
+/// `x[:, 0]`: the first token of `[batch, seq, hidden]`.
+pub fn first_token(g: &mut GraphBuilder, x: &Value) -> Value {
+    let zero = g.const_i64(&[], &[0]);
+    g.gather(x, &zero, 1)
+}
+
+/// BERT/ViT's pooler: `act(dense(x[:, 0]))`.
+#[derive(Debug, Clone)]
+pub struct Pooler {
+    dense: Linear,
+    activation: Activation,
+}
+
+impl Pooler {
+    pub fn load(
+        g: &mut GraphBuilder,
+        w: &WeightScope,
+        module: &str,
+        hidden: usize,
+        out_dim: usize,
+        activation: Activation,
+    ) -> Result<Self> {
+        Ok(Self {
+            dense: Linear::load(g, w, module, hidden, out_dim, true)?,
+            activation,
+        })
+    }
+
+    pub fn forward(&self, g: &mut GraphBuilder, sequence: &Value) -> Value {
+        let cls = first_token(g, sequence);
+        let h = self.dense.forward(g, &cls);
+        self.activation.forward(g, &h)
+    }
+}
+
+/// Turns an i64 `[batch, seq]` padding mask (1 = token, 0 = padding) into the additive
+/// `[batch, 1, 1, seq]` mask of transformers: 0 for tokens, the lowest f32 for padding.
+pub fn additive_padding_mask(g: &mut GraphBuilder, attention_mask: &Value) -> Value {
+    let m = g.cast(attention_mask, DataType::Float);
+    let one = g.scalar_f32(1.0);
+    let inverted = g.sub(&one, &m);
+    let lowest = g.scalar_f32(f32::MIN);
+    let additive = g.mul(&inverted, &lowest);
+    g.unsqueeze(&additive, &[1, 2])
+}

@@ -1,0 +1,343 @@
+//! A minimal builder for ONNX graphs: named values, initializers, nodes, and typed graph
+//! inputs and outputs.
+//!
+//! Every method that adds a node returns the [`Value`] it produces, so graph code reads
+//! like the forward pass it mirrors. Node and value names are made unique with a running
+//! counter under the current scope (e.g. `text.layers.3.attention`), so that a graph opened
+//! in Netron shows where each node came from.
+
+use super::proto::{
+    AttributeProto, AttributeType, DataType, Dimension, DimensionValue, GraphProto, ModelProto,
+    NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto,
+    TensorTypeProto, TypeProto, ValueInfoProto,
+};
+use super::{IR_VERSION, OPSET};
+
+/// A tensor in the graph under construction, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value(String);
+
+impl Value {
+    /// The tensor's name in the graph.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One dimension of a graph input or output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dim {
+    /// A size fixed at export time.
+    Fixed(i64),
+    /// A size chosen at run time, named (e.g. `batch`, `sequence`).
+    Dynamic(&'static str),
+}
+
+/// An operator attribute under construction.
+#[derive(Debug, Clone)]
+pub struct Attr(AttributeProto);
+
+impl Attr {
+    pub fn int(name: &str, value: i64) -> Self {
+        Self(AttributeProto {
+            name: name.to_owned(),
+            i: value,
+            r#type: AttributeType::Int as i32,
+            ..Default::default()
+        })
+    }
+
+    pub fn float(name: &str, value: f32) -> Self {
+        Self(AttributeProto {
+            name: name.to_owned(),
+            f: value,
+            r#type: AttributeType::Float as i32,
+            ..Default::default()
+        })
+    }
+
+    pub fn ints(name: &str, values: &[i64]) -> Self {
+        Self(AttributeProto {
+            name: name.to_owned(),
+            ints: values.to_vec(),
+            r#type: AttributeType::Ints as i32,
+            ..Default::default()
+        })
+    }
+}
+
+/// Builds one ONNX graph.
+#[derive(Debug)]
+pub struct GraphBuilder {
+    name: String,
+    scope: Vec<String>,
+    counter: usize,
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+}
+
+impl GraphBuilder {
+    /// Starts an empty graph called `name`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            scope: Vec::new(),
+            counter: 0,
+            nodes: Vec::new(),
+            initializers: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Runs `body` with `name` pushed onto the naming scope.
+    pub fn scoped<T>(&mut self, name: &str, body: impl FnOnce(&mut Self) -> T) -> T {
+        self.scope.push(name.to_owned());
+        let out = body(self);
+        self.scope.pop();
+        out
+    }
+
+    fn fresh_name(&mut self, stem: &str) -> String {
+        self.counter += 1;
+        if self.scope.is_empty() {
+            format!("{stem}_{}", self.counter)
+        } else {
+            format!("{}/{stem}_{}", self.scope.join("."), self.counter)
+        }
+    }
+
+    /// Declares a graph input.
+    pub fn input(&mut self, name: &str, elem: DataType, dims: &[Dim]) -> Value {
+        self.inputs.push(value_info(name, elem, dims));
+        Value(name.to_owned())
+    }
+
+    /// Declares `value` as a graph output called `name`.
+    pub fn output(&mut self, value: &Value, name: &str, elem: DataType, dims: &[Dim]) {
+        if value.0 != name {
+            self.nodes.push(NodeProto {
+                input: vec![value.0.clone()],
+                output: vec![name.to_owned()],
+                name: format!("output/{name}"),
+                op_type: "Identity".to_owned(),
+                ..Default::default()
+            });
+        }
+        self.outputs.push(value_info(name, elem, dims));
+    }
+
+    /// Adds an f32 initializer (a weight) under its own, unique, name.
+    pub fn weight(&mut self, name: &str, dims: &[usize], data: &[f32]) -> Value {
+        let raw = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.push_initializer(name, DataType::Float, dims, raw)
+    }
+
+    /// Adds a small f32 constant with a generated name.
+    pub fn const_f32(&mut self, dims: &[usize], data: &[f32]) -> Value {
+        let name = self.fresh_name("const");
+        self.weight(&name, dims, data)
+    }
+
+    /// Adds a small i64 constant with a generated name.
+    pub fn const_i64(&mut self, dims: &[usize], data: &[i64]) -> Value {
+        let name = self.fresh_name("const");
+        let raw = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.push_initializer(&name, DataType::Int64, dims, raw)
+    }
+
+    /// An f32 scalar constant.
+    pub fn scalar_f32(&mut self, x: f32) -> Value {
+        self.const_f32(&[], &[x])
+    }
+
+    fn push_initializer(
+        &mut self,
+        name: &str,
+        elem: DataType,
+        dims: &[usize],
+        raw_data: Vec<u8>,
+    ) -> Value {
+        self.initializers.push(TensorProto {
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: elem as i32,
+            name: name.to_owned(),
+            raw_data,
+        });
+        Value(name.to_owned())
+    }
+
+    /// Adds a node with one output and returns that output.
+    pub fn node(&mut self, op_type: &str, inputs: &[&Value], attrs: Vec<Attr>) -> Value {
+        let name = self.fresh_name(op_type);
+        let output = Value(name.clone());
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|v| v.0.clone()).collect(),
+            output: vec![output.0.clone()],
+            name,
+            op_type: op_type.to_owned(),
+            attribute: attrs.into_iter().map(|a| a.0).collect(),
+            ..Default::default()
+        });
+        output
+    }
+
+    /// Finishes the graph into a model that imports [`OPSET`].
+    pub fn finish(self, doc: &str, metadata: &[(&str, String)]) -> ModelProto {
+        ModelProto {
+            ir_version: IR_VERSION,
+            producer_name: "vtde-export".to_owned(),
+            producer_version: env!("CARGO_PKG_VERSION").to_owned(),
+            domain: String::new(),
+            model_version: 1,
+            doc_string: doc.to_owned(),
+            graph: Some(GraphProto {
+                node: self.nodes,
+                name: self.name,
+                initializer: self.initializers,
+                doc_string: String::new(),
+                input: self.inputs,
+                output: self.outputs,
+                value_info: Vec::new(),
+            }),
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: OPSET,
+            }],
+            metadata_props: metadata
+                .iter()
+                .map(|(k, v)| StringStringEntryProto {
+                    key: (*k).to_owned(),
+                    value: v.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    // ---- Operators used by the towers (ONNX opset 17 semantics). ----
+
+    pub fn add(&mut self, a: &Value, b: &Value) -> Value {
+        self.node("Add", &[a, b], vec![])
+    }
+
+    pub fn sub(&mut self, a: &Value, b: &Value) -> Value {
+        self.node("Sub", &[a, b], vec![])
+    }
+
+    pub fn mul(&mut self, a: &Value, b: &Value) -> Value {
+        self.node("Mul", &[a, b], vec![])
+    }
+
+    pub fn div(&mut self, a: &Value, b: &Value) -> Value {
+        self.node("Div", &[a, b], vec![])
+    }
+
+    pub fn matmul(&mut self, a: &Value, b: &Value) -> Value {
+        self.node("MatMul", &[a, b], vec![])
+    }
+
+    pub fn unary(&mut self, op_type: &str, x: &Value) -> Value {
+        self.node(op_type, &[x], vec![])
+    }
+
+    pub fn softmax(&mut self, x: &Value, axis: i64) -> Value {
+        self.node("Softmax", &[x], vec![Attr::int("axis", axis)])
+    }
+
+    pub fn transpose(&mut self, x: &Value, perm: &[i64]) -> Value {
+        self.node("Transpose", &[x], vec![Attr::ints("perm", perm)])
+    }
+
+    /// `Reshape` to a constant shape (`0` copies the input dimension, `-1` infers).
+    pub fn reshape(&mut self, x: &Value, shape: &[i64]) -> Value {
+        let shape = self.const_i64(&[shape.len()], shape);
+        self.node("Reshape", &[x, &shape], vec![])
+    }
+
+    pub fn unsqueeze(&mut self, x: &Value, axes: &[i64]) -> Value {
+        let axes = self.const_i64(&[axes.len()], axes);
+        self.node("Unsqueeze", &[x, &axes], vec![])
+    }
+
+    pub fn concat(&mut self, parts: &[&Value], axis: i64) -> Value {
+        self.node("Concat", parts, vec![Attr::int("axis", axis)])
+    }
+
+    pub fn gather(&mut self, data: &Value, indices: &Value, axis: i64) -> Value {
+        self.node("Gather", &[data, indices], vec![Attr::int("axis", axis)])
+    }
+
+    /// `Shape(x)[start..end]` as an i64 vector.
+    pub fn shape_slice(&mut self, x: &Value, start: i64, end: i64) -> Value {
+        self.node(
+            "Shape",
+            &[x],
+            vec![Attr::int("start", start), Attr::int("end", end)],
+        )
+    }
+
+    /// `Slice` along `axes`, with starts and ends given as graph values.
+    pub fn slice(&mut self, x: &Value, starts: &Value, ends: &Value, axes: &[i64]) -> Value {
+        let axes = self.const_i64(&[axes.len()], axes);
+        self.node("Slice", &[x, starts, ends, &axes], vec![])
+    }
+
+    pub fn expand(&mut self, x: &Value, shape: &Value) -> Value {
+        self.node("Expand", &[x, shape], vec![])
+    }
+
+    pub fn cast(&mut self, x: &Value, to: DataType) -> Value {
+        self.node("Cast", &[x], vec![Attr::int("to", to as i64)])
+    }
+
+    pub fn layer_norm(&mut self, x: &Value, scale: &Value, bias: &Value, epsilon: f32) -> Value {
+        self.node(
+            "LayerNormalization",
+            &[x, scale, bias],
+            vec![Attr::int("axis", -1), Attr::float("epsilon", epsilon)],
+        )
+    }
+
+    /// A 2-D convolution with square `kernel` and `stride` and no padding.
+    pub fn conv2d(
+        &mut self,
+        x: &Value,
+        weight: &Value,
+        bias: &Value,
+        kernel: [i64; 2],
+        stride: [i64; 2],
+    ) -> Value {
+        self.node(
+            "Conv",
+            &[x, weight, bias],
+            vec![
+                Attr::ints("kernel_shape", &kernel),
+                Attr::ints("strides", &stride),
+            ],
+        )
+    }
+}
+
+fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Dim::Fixed(n) => DimensionValue::DimValue(*n),
+                Dim::Dynamic(s) => DimensionValue::DimParam((*s).to_owned()),
+            }),
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.to_owned(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TensorTypeProto {
+                elem_type: elem as i32,
+                shape: Some(TensorShapeProto { dim }),
+            }),
+        }),
+        doc_string: String::new(),
+    }
+}
