@@ -1,0 +1,157 @@
+//! Shared helpers of the end-to-end suite: where the fixtures are, reading the
+//! recordings that `tools/make_fixtures.py` made with transformers, exporting each fixture
+//! checkpoint once per test binary, and the comparisons DESIGN.md's targets are stated in.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ndarray::{ArrayD, ArrayView2, IxDyn};
+use serde::Deserialize;
+
+/// `tests/fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// `tests/fixtures/inputs/images/<name>`.
+pub fn input_image(name: &str) -> PathBuf {
+    fixtures_dir().join("inputs/images").join(name)
+}
+
+/// The fixture configurations that have a checkpoint and a recording.
+pub fn fixture_configs() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .expect("tests/fixtures is readable")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("reference.safetensors").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no fixture configurations found");
+    names
+}
+
+/// `reference.json` of one fixture configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReferenceInfo {
+    pub images: Vec<String>,
+    pub texts: Vec<String>,
+    pub max_length: usize,
+    pub loss_n: usize,
+    #[serde(default)]
+    pub jpeg_images: Vec<String>,
+}
+
+/// One fixture configuration: its checkpoint, inputs and transformers' outputs.
+pub struct Fixture {
+    pub name: String,
+    pub dir: PathBuf,
+    pub info: ReferenceInfo,
+    tensors: HashMap<String, ArrayD<f32>>,
+    ints: HashMap<String, ArrayD<i64>>,
+}
+
+impl Fixture {
+    pub fn load(name: &str) -> Self {
+        let dir = fixtures_dir().join(name);
+        let info: ReferenceInfo = serde_json::from_slice(
+            &std::fs::read(dir.join("reference.json")).expect("reference.json is readable"),
+        )
+        .expect("reference.json parses");
+        let bytes = std::fs::read(dir.join("reference.safetensors")).expect("recording readable");
+        let st = safetensors::SafeTensors::deserialize(&bytes).expect("recording parses");
+        let mut tensors = HashMap::new();
+        let mut ints = HashMap::new();
+        for (key, view) in st.tensors() {
+            let shape = IxDyn(view.shape());
+            match view.dtype() {
+                safetensors::Dtype::F32 => {
+                    let data = view
+                        .data()
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect();
+                    tensors.insert(key, ArrayD::from_shape_vec(shape, data).expect("shape"));
+                }
+                safetensors::Dtype::I64 => {
+                    let data = view
+                        .data()
+                        .chunks_exact(8)
+                        .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                        .collect();
+                    ints.insert(key, ArrayD::from_shape_vec(shape, data).expect("shape"));
+                }
+                other => panic!("unexpected dtype {other:?} for {key}"),
+            }
+        }
+        Self {
+            name: name.to_owned(),
+            dir,
+            info,
+            tensors,
+            ints,
+        }
+    }
+
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint")
+    }
+
+    /// A recorded f32 tensor.
+    pub fn f32(&self, key: &str) -> &ArrayD<f32> {
+        self.tensors
+            .get(key)
+            .unwrap_or_else(|| panic!("{}: no recorded tensor {key}", self.name))
+    }
+
+    /// A recorded i64 tensor.
+    pub fn i64(&self, key: &str) -> &ArrayD<i64> {
+        self.ints
+            .get(key)
+            .unwrap_or_else(|| panic!("{}: no recorded tensor {key}", self.name))
+    }
+}
+
+/// Exports a fixture checkpoint once per test process and returns the package directory.
+pub fn exported_package(config: &str) -> PathBuf {
+    static DIRS: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let root = ROOT.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+    let mut dirs = DIRS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    dirs.entry(config.to_owned())
+        .or_insert_with(|| {
+            let out = root.path().join(config);
+            let checkpoint = fixtures_dir().join(config).join("checkpoint");
+            vtde_export::export(&checkpoint, &out, &mut |_| {})
+                .unwrap_or_else(|e| panic!("export of {config} failed: {e}"));
+            out
+        })
+        .clone()
+}
+
+/// Largest absolute difference between two arrays of the same shape.
+pub fn max_abs_diff(a: &ArrayD<f32>, b: &ArrayD<f32>) -> f32 {
+    assert_eq!(a.shape(), b.shape(), "shapes differ");
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Smallest row-wise cosine similarity between two matrices of the same shape.
+pub fn min_row_cosine(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f32 {
+    assert_eq!(a.shape(), b.shape(), "shapes differ");
+    a.outer_iter()
+        .zip(b.outer_iter())
+        .map(|(x, y)| {
+            let dot: f64 = x.iter().zip(y.iter()).map(|(p, q)| (*p as f64) * (*q as f64)).sum();
+            let nx: f64 = x.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
+            let ny: f64 = y.iter().map(|q| (*q as f64).powi(2)).sum::<f64>().sqrt();
+            (dot / (nx * ny)) as f32
+        })
+        .fold(1.0, f32::min)
+}
