@@ -19,6 +19,9 @@ use crate::onnx::{GraphBuilder, Value};
 pub struct WeightScope<'w> {
     weights: &'w Weights,
     prefix: String,
+    /// Other prefixes the same module is saved under (e.g. `vision_model.vision_model.`
+    /// for a CLIP vision tower saved by transformers 4).
+    alt_prefixes: Vec<String>,
     renames: &'static [(&'static str, &'static str)],
 }
 
@@ -32,8 +35,15 @@ impl<'w> WeightScope<'w> {
         Self {
             weights,
             prefix: prefix.to_owned(),
+            alt_prefixes: Vec::new(),
             renames,
         }
+    }
+
+    /// Also looks for every weight under `prefix` instead of the main one.
+    pub fn with_alt_prefix(mut self, prefix: &str) -> Self {
+        self.alt_prefixes.push(prefix.to_owned());
+        self
     }
 
     /// The scope of a sub-module, e.g. `encoder.layer.3.`.
@@ -41,6 +51,11 @@ impl<'w> WeightScope<'w> {
         Self {
             weights: self.weights,
             prefix: format!("{}{name}.", self.prefix),
+            alt_prefixes: self
+                .alt_prefixes
+                .iter()
+                .map(|p| format!("{p}{name}."))
+                .collect(),
             renames: self.renames,
         }
     }
@@ -53,7 +68,24 @@ impl<'w> WeightScope<'w> {
     /// Whether this scope has a weight called `local`, under either naming scheme.
     pub fn contains(&self, local: &str) -> bool {
         let name = self.name(local);
-        self.weights.contains(&name) || self.weights.contains(&self.renamed(&name))
+        self.weights.contains(&name) || self.aliases(local).iter().any(|a| self.weights.contains(a))
+    }
+
+    /// Every other name the weight `local` may be saved under.
+    fn aliases(&self, local: &str) -> Vec<String> {
+        let name = self.name(local);
+        let mut out = Vec::new();
+        let candidates = std::iter::once(name.clone())
+            .chain(self.alt_prefixes.iter().map(|p| format!("{p}{local}")));
+        for candidate in candidates {
+            let renamed = self.renamed(&candidate);
+            for n in [candidate, renamed] {
+                if n != name && !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+        out
     }
 
     fn renamed(&self, name: &str) -> String {
@@ -65,9 +97,7 @@ impl<'w> WeightScope<'w> {
     /// The weight called `local`, checked to have `shape`.
     pub fn tensor(&self, local: &str, shape: &[usize]) -> Result<&'w Tensor> {
         let name = self.name(local);
-        let alias = self.renamed(&name);
-        let aliases = if alias == name { vec![] } else { vec![alias] };
-        let tensor = self.weights.get(&name, &aliases)?;
+        let tensor = self.weights.get(&name, &self.aliases(local))?;
         // A leading 1 is squeezed away: ViT stores cls_token as [1, 1, D].
         let squeezed: Vec<usize> = {
             let mut s = tensor.shape.as_slice();
@@ -266,7 +296,8 @@ impl Attention {
         names: AttentionNames,
         hidden: usize,
         heads: usize,
-        qkv_bias: bool,
+        // Whether the query, key and value projections have biases (BEiT: key has none).
+        qkv_bias: [bool; 3],
     ) -> Result<Self> {
         if heads == 0 || hidden % heads != 0 {
             return Err(Error::Config {
@@ -277,9 +308,9 @@ impl Attention {
             });
         }
         Ok(Self {
-            query: Linear::load(g, w, names.query, hidden, hidden, qkv_bias)?,
-            key: Linear::load(g, w, names.key, hidden, hidden, qkv_bias)?,
-            value: Linear::load(g, w, names.value, hidden, hidden, qkv_bias)?,
+            query: Linear::load(g, w, names.query, hidden, hidden, qkv_bias[0])?,
+            key: Linear::load(g, w, names.key, hidden, hidden, qkv_bias[1])?,
+            value: Linear::load(g, w, names.value, hidden, hidden, qkv_bias[2])?,
             output: Linear::load(g, w, names.output, hidden, hidden, true)?,
             heads,
             head_dim: hidden / heads,
@@ -362,6 +393,9 @@ pub struct EncoderLayer {
     pub norm1: LayerNorm,
     pub norm2: LayerNorm,
     pub placement: NormPlacement,
+    /// Per-channel scales of the attention and MLP branches (BEiT's `lambda_1`,
+    /// `lambda_2`); pre-norm layers only.
+    pub layer_scale: Option<(Value, Value)>,
 }
 
 impl EncoderLayer {
@@ -369,10 +403,16 @@ impl EncoderLayer {
         match self.placement {
             NormPlacement::Pre => {
                 let n = self.norm1.forward(g, x);
-                let a = self.attention.forward(g, &n, mask);
+                let mut a = self.attention.forward(g, &n, mask);
+                if let Some((scale, _)) = &self.layer_scale {
+                    a = g.mul(&a, scale);
+                }
                 let h = g.add(x, &a);
                 let n = self.norm2.forward(g, &h);
-                let m = self.mlp.forward(g, &n);
+                let mut m = self.mlp.forward(g, &n);
+                if let Some((_, scale)) = &self.layer_scale {
+                    m = g.mul(&m, scale);
+                }
                 g.add(&h, &m)
             }
             NormPlacement::Post => {

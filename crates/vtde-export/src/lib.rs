@@ -30,7 +30,7 @@ pub use error::{Error, Result};
 use checkpoint::{read_json, ConfigView, Weights};
 use onnx::proto::ModelProto;
 use package::PackageWriter;
-use towers::{bert, projection, vit};
+use towers::{bert, clip, projection, vit};
 
 /// What [`export`] wrote.
 #[derive(Debug, Clone)]
@@ -42,22 +42,46 @@ pub struct Exported {
 }
 
 /// The `model_type`s of the vision towers vtde exports.
-pub const SUPPORTED_VISION: &str = "vit";
+pub const SUPPORTED_VISION: &str = "vit, deit, beit, clip_vision_model (or clip)";
 /// The `model_type`s of the text towers vtde exports.
-pub const SUPPORTED_TEXT: &str = "bert";
+pub const SUPPORTED_TEXT: &str = "bert, roberta, xlm-roberta, clip_text_model (or clip)";
 /// The checkpoint `model_type`s vtde exports.
-pub const SUPPORTED_MODELS: &str = "vision-text-dual-encoder (VisionTextDualEncoderModel)";
+pub const SUPPORTED_MODELS: &str =
+    "vision-text-dual-encoder (VisionTextDualEncoderModel), clip (CLIPModel)";
+
+/// The checkpoint classes vtde exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Architecture {
+    VisionTextDualEncoder,
+    Clip,
+}
+
+impl Architecture {
+    fn name(self) -> &'static str {
+        match self {
+            Self::VisionTextDualEncoder => "VisionTextDualEncoderModel",
+            Self::Clip => "CLIPModel",
+        }
+    }
+}
 
 /// A vision tower, by architecture.
 enum VisionTower {
     Vit(vit::VitConfig),
+    Clip(clip::ClipVisionConfig),
 }
 
 impl VisionTower {
-    fn from_config(cfg: &ConfigView) -> Result<(String, Self)> {
-        let model_type = cfg.str_or("model_type", "")?;
+    /// Reads `vision_config`; `default_type` applies when it names no `model_type`.
+    fn from_config(cfg: &ConfigView, default_type: &str) -> Result<(String, Self)> {
+        let model_type = cfg.str_or("model_type", default_type)?;
         let tower = match model_type.as_str() {
-            "vit" => Self::Vit(vit::VitConfig::from_config(cfg)?),
+            "vit" => Self::Vit(vit::VitConfig::from_config(cfg, vit::Variant::Vit)?),
+            "deit" => Self::Vit(vit::VitConfig::from_config(cfg, vit::Variant::Deit)?),
+            "beit" => Self::Vit(vit::VitConfig::from_config(cfg, vit::Variant::Beit)?),
+            "clip_vision_model" => Self::Clip(clip::ClipVisionConfig::from_config(cfg)?),
+            // Older dual encoders carry a whole CLIPConfig here; its vision half is used.
+            "clip" => Self::Clip(clip::ClipVisionConfig::from_config(&cfg.child("vision_config")?)?),
             _ => {
                 return Err(Error::Unsupported {
                     path: cfg.path.to_owned(),
@@ -73,18 +97,21 @@ impl VisionTower {
     fn image_size(&self) -> usize {
         match self {
             Self::Vit(c) => c.image_size,
+            Self::Clip(c) => c.image_size,
         }
     }
 
     fn output_dim(&self) -> usize {
         match self {
-            Self::Vit(c) => c.pooler_output_size,
+            Self::Vit(c) => c.output_dim(),
+            Self::Clip(c) => c.encoder.hidden_size,
         }
     }
 
     fn build(&self, weights: &Weights, prefix: &str) -> Result<ModelProto> {
         match self {
             Self::Vit(c) => vit::build(c, weights, prefix),
+            Self::Clip(c) => clip::build_vision(c, weights, prefix),
         }
     }
 }
@@ -92,20 +119,37 @@ impl VisionTower {
 /// A text tower, by architecture.
 enum TextTower {
     Bert(bert::BertConfig),
+    Clip(clip::ClipTextConfig),
 }
 
+/// Text towers that transformers' dual encoder cannot use (no pooled output), named so
+/// that the error says why rather than just "unsupported".
+const TEXT_WITHOUT_POOLER: &[&str] = &["distilbert", "electra", "deberta", "deberta-v2"];
+
 impl TextTower {
-    fn from_config(cfg: &ConfigView) -> Result<(String, Self)> {
-        let model_type = cfg.str_or("model_type", "")?;
+    /// Reads `text_config`; `default_type` applies when it names no `model_type`.
+    fn from_config(cfg: &ConfigView, default_type: &str) -> Result<(String, Self)> {
+        let model_type = cfg.str_or("model_type", default_type)?;
         let tower = match model_type.as_str() {
-            "bert" => Self::Bert(bert::BertConfig::from_config(cfg)?),
+            "bert" => Self::Bert(bert::BertConfig::from_config(cfg, bert::Variant::Bert)?),
+            "roberta" | "xlm-roberta" => {
+                Self::Bert(bert::BertConfig::from_config(cfg, bert::Variant::Roberta)?)
+            }
+            "clip_text_model" => Self::Clip(clip::ClipTextConfig::from_config(cfg)?),
+            "clip" => Self::Clip(clip::ClipTextConfig::from_config(&cfg.child("text_config")?)?),
             _ => {
+                let why = if TEXT_WITHOUT_POOLER.contains(&model_type.as_str()) {
+                    " (it has no pooled output, so transformers' VisionTextDualEncoderModel \
+                     cannot use it either)"
+                } else {
+                    ""
+                };
                 return Err(Error::Unsupported {
                     path: cfg.path.to_owned(),
                     what: "text tower (text_config.model_type)",
-                    found: model_type,
+                    found: format!("{model_type}{why}"),
                     supported: SUPPORTED_TEXT.to_owned(),
-                })
+                });
             }
         };
         Ok((model_type, tower))
@@ -114,31 +158,38 @@ impl TextTower {
     fn output_dim(&self) -> usize {
         match self {
             Self::Bert(c) => c.hidden_size,
+            Self::Clip(c) => c.encoder.hidden_size,
         }
     }
 
     fn max_length(&self) -> usize {
         match self {
             Self::Bert(c) => c.max_length(),
+            Self::Clip(c) => c.max_position_embeddings,
         }
     }
 
     fn pad_token_id(&self) -> usize {
         match self {
             Self::Bert(c) => c.pad_token_id,
+            Self::Clip(c) => c.pad_token_id,
         }
     }
 
     fn inputs(&self) -> &'static [&'static str] {
         use manifest::names::{ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS};
         match self {
-            Self::Bert(_) => &[INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS],
+            Self::Bert(c) if c.takes_token_type_ids() => {
+                &[INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS]
+            }
+            Self::Bert(_) | Self::Clip(_) => &[INPUT_IDS, ATTENTION_MASK],
         }
     }
 
     fn build(&self, weights: &Weights, prefix: &str) -> Result<ModelProto> {
         match self {
             Self::Bert(c) => bert::build(c, weights, prefix),
+            Self::Clip(c) => clip::build_text(c, weights, prefix),
         }
     }
 }
@@ -161,16 +212,26 @@ pub fn export(
     let config_json = read_json(&config_path)?;
     let config = ConfigView::new(&config_path, &config_json);
     let model_type = config.str_or("model_type", "")?;
-    if model_type != "vision-text-dual-encoder" {
-        return Err(Error::Unsupported {
-            path: config_path.clone(),
-            what: "checkpoint model_type",
-            found: model_type,
-            supported: SUPPORTED_MODELS.to_owned(),
-        });
-    }
-    let (vision_type, vision) = VisionTower::from_config(&config.child("vision_config")?)?;
-    let (text_type, text) = TextTower::from_config(&config.child("text_config")?)?;
+    let architecture = match model_type.as_str() {
+        "vision-text-dual-encoder" => Architecture::VisionTextDualEncoder,
+        "clip" => Architecture::Clip,
+        _ => {
+            return Err(Error::Unsupported {
+                path: config_path.clone(),
+                what: "checkpoint model_type",
+                found: model_type,
+                supported: SUPPORTED_MODELS.to_owned(),
+            })
+        }
+    };
+    // A CLIPModel's sub-configs may leave their model_type out.
+    let (default_vision, default_text) = match architecture {
+        Architecture::Clip => ("clip_vision_model", "clip_text_model"),
+        Architecture::VisionTextDualEncoder => ("", ""),
+    };
+    let (vision_type, vision) =
+        VisionTower::from_config(&config.child("vision_config")?, default_vision)?;
+    let (text_type, text) = TextTower::from_config(&config.child("text_config")?, default_text)?;
     let projection_dim = config.usize_or("projection_dim", 512)?;
 
     // Read everything that can fail cheaply before the weights.
@@ -244,7 +305,7 @@ pub fn export(
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         source: Source {
-            architecture: "VisionTextDualEncoderModel".to_owned(),
+            architecture: architecture.name().to_owned(),
             vision_model_type: vision_type,
             text_model_type: text_type,
         },

@@ -39,6 +39,22 @@ fn defaults_for(family: &str) -> Option<Defaults> {
             std: IMAGENET_STANDARD_STD,
             int_size_is_square: true,
         },
+        "DeiTImageProcessor" => Defaults {
+            size: serde_json::json!({"height": 256, "width": 256}),
+            resample: 3,
+            crop: Some((224, 224)),
+            mean: IMAGENET_STANDARD_MEAN,
+            std: IMAGENET_STANDARD_STD,
+            int_size_is_square: true,
+        },
+        "BeitImageProcessor" => Defaults {
+            size: serde_json::json!({"height": 224, "width": 224}),
+            resample: 3,
+            crop: None,
+            mean: IMAGENET_STANDARD_MEAN,
+            std: IMAGENET_STANDARD_STD,
+            int_size_is_square: true,
+        },
         "CLIPImageProcessor" => Defaults {
             size: serde_json::json!({"shortest_edge": 224}),
             resample: 3,
@@ -51,7 +67,9 @@ fn defaults_for(family: &str) -> Option<Defaults> {
     })
 }
 
-const SUPPORTED: &str = "ViTImageProcessor, CLIPImageProcessor";
+const SUPPORTED: &str =
+    "ViTImageProcessor, DeiTImageProcessor, BeitImageProcessor, CLIPImageProcessor \
+     (and their Pil and Fast variants)";
 
 /// Finds and reads the image processor config of the checkpoint in `dir`.
 pub fn load(dir: &Path) -> Result<(PathBuf, Json)> {
@@ -107,7 +125,8 @@ pub fn to_manifest(path: &Path, json: &Json, image_size: u32) -> Result<ImagePre
     };
 
     let center_crop = if cfg.bool_or("do_center_crop", defaults.crop.is_some())? {
-        let (dh, dw) = defaults.crop.unwrap_or((image_size, image_size));
+        // BEiT crops only when asked to; its default crop_size is 224×224.
+        let (dh, dw) = defaults.crop.unwrap_or((224, 224));
         Some(match json.get("crop_size").filter(|v| !v.is_null()) {
             None => Size { height: dh, width: dw },
             Some(crop) => match size_rule(&cfg, crop, true)? {

@@ -292,6 +292,39 @@ impl GraphBuilder {
         self.node("Cast", &[x], vec![Attr::int("to", to as i64)])
     }
 
+    /// Mean over `axes`, keeping them (`ReduceMean`; opset 17 takes axes as an attribute).
+    pub fn reduce_mean(&mut self, x: &Value, axes: &[i64]) -> Value {
+        self.node(
+            "ReduceMean",
+            &[x],
+            vec![Attr::ints("axes", axes), Attr::int("keepdims", 1)],
+        )
+    }
+
+    pub fn squeeze(&mut self, x: &Value, axes: &[i64]) -> Value {
+        let axes = self.const_i64(&[axes.len()], axes);
+        self.node("Squeeze", &[x, &axes], vec![])
+    }
+
+    /// Index of the first maximum along `axis`, without keeping the axis.
+    pub fn argmax(&mut self, x: &Value, axis: i64) -> Value {
+        self.node(
+            "ArgMax",
+            &[x],
+            vec![Attr::int("axis", axis), Attr::int("keepdims", 0)],
+        )
+    }
+
+    /// Running sum along `axis` (inclusive).
+    pub fn cumsum(&mut self, x: &Value, axis: i64) -> Value {
+        let axis = self.const_i64(&[], &[axis]);
+        self.node("CumSum", &[x, &axis], vec![])
+    }
+
+    pub fn gather_elements(&mut self, data: &Value, indices: &Value, axis: i64) -> Value {
+        self.node("GatherElements", &[data, indices], vec![Attr::int("axis", axis)])
+    }
+
     pub fn layer_norm(&mut self, x: &Value, scale: &Value, bias: &Value, epsilon: f32) -> Value {
         self.node(
             "LayerNormalization",
@@ -300,18 +333,22 @@ impl GraphBuilder {
         )
     }
 
-    /// A 2-D convolution with square `kernel` and `stride` and no padding.
+    /// A 2-D convolution with `kernel` and `stride` and no padding.
     pub fn conv2d(
         &mut self,
         x: &Value,
         weight: &Value,
-        bias: &Value,
+        bias: Option<&Value>,
         kernel: [i64; 2],
         stride: [i64; 2],
     ) -> Value {
+        let inputs: Vec<&Value> = std::iter::once(x)
+            .chain(std::iter::once(weight))
+            .chain(bias)
+            .collect();
         self.node(
             "Conv",
-            &[x, weight, bias],
+            &inputs,
             vec![
                 Attr::ints("kernel_shape", &kernel),
                 Attr::ints("strides", &stride),

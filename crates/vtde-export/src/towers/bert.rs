@@ -1,7 +1,15 @@
-//! BERT text tower (`model_type: bert`): word, absolute position and token-type
-//! embeddings, post-norm encoder with a padding mask, and the tanh pooler on `[CLS]`.
-//! Its graph maps `input_ids`, `attention_mask`, `token_type_ids` to the pooled output
-//! (`text_outputs[1]`).
+//! The BERT family of text towers: BERT (`bert`), RoBERTa (`roberta`) and XLM-RoBERTa
+//! (`xlm-roberta`): word, position and token-type embeddings, a post-norm encoder with a
+//! padding mask, and the tanh pooler on the first token.
+//!
+//! They differ in parameters only:
+//! - positions: BERT counts from 0; RoBERTa counts non-padding tokens from
+//!   `pad_token_id + 1` and gives padding the position `pad_token_id`
+//!   (`create_position_ids_from_input_ids`);
+//! - token types: BERT's tokenizer returns `token_type_ids`, so its graph takes them;
+//!   RoBERTa's does not, and transformers then uses type 0 everywhere.
+//!
+//! The graph maps the token inputs to the pooled output (`text_outputs[1]`).
 
 use vtde_runtime::manifest::names;
 
@@ -11,12 +19,22 @@ use crate::layers::{
     additive_padding_mask, Activation, Attention, AttentionNames, EncoderLayer, LayerNorm, Mlp,
     NormPlacement, Pooler, WeightScope,
 };
-use crate::onnx::proto::{DataType, ModelProto};
+use crate::onnx::proto::DataType;
+use crate::onnx::proto::ModelProto;
 use crate::onnx::{Dim, GraphBuilder};
 
-/// The fields of a `BertConfig` the graph depends on, with BertConfig's defaults.
+/// Which member of the family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    Bert,
+    /// RoBERTa and XLM-RoBERTa (same graph; they differ in tokenizer only).
+    Roberta,
+}
+
+/// The fields of a BERT-family config the graph depends on.
 #[derive(Debug, Clone)]
 pub struct BertConfig {
+    pub variant: Variant,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub num_layers: usize,
@@ -30,7 +48,7 @@ pub struct BertConfig {
 }
 
 impl BertConfig {
-    pub fn from_config(cfg: &ConfigView) -> Result<Self> {
+    pub fn from_config(cfg: &ConfigView, variant: Variant) -> Result<Self> {
         let position_type = cfg.str_or("position_embedding_type", "absolute")?;
         if position_type != "absolute" {
             return Err(cfg.problem(
@@ -38,7 +56,12 @@ impl BertConfig {
                 &format!("is `{position_type}`; vtde supports `absolute`"),
             ));
         }
-        Ok(Self {
+        let (default_types, default_pad) = match variant {
+            Variant::Bert => (2, 0),
+            Variant::Roberta => (1, 1),
+        };
+        let c = Self {
+            variant,
             vocab_size: cfg.usize_or("vocab_size", 30522)?,
             hidden_size: cfg.usize_or("hidden_size", 768)?,
             num_layers: cfg.usize_or("num_hidden_layers", 12)?,
@@ -46,15 +69,33 @@ impl BertConfig {
             intermediate_size: cfg.usize_or("intermediate_size", 3072)?,
             activation: super::activation(cfg, "hidden_act", "gelu")?,
             max_position_embeddings: cfg.usize_or("max_position_embeddings", 512)?,
-            type_vocab_size: cfg.usize_or("type_vocab_size", 2)?,
+            type_vocab_size: cfg.usize_or("type_vocab_size", default_types)?,
             layer_norm_eps: cfg.f32_or("layer_norm_eps", 1e-12)?,
-            pad_token_id: cfg.usize_or("pad_token_id", 0)?,
-        })
+            pad_token_id: cfg.usize_or("pad_token_id", default_pad)?,
+        };
+        if c.max_length() == 0 {
+            return Err(cfg.problem(
+                "max_position_embeddings",
+                "leaves no room for tokens after the padding offset",
+            ));
+        }
+        Ok(c)
     }
 
     /// The longest sequence the tower accepts, special tokens included.
     pub fn max_length(&self) -> usize {
-        self.max_position_embeddings
+        match self.variant {
+            Variant::Bert => self.max_position_embeddings,
+            // Positions start after the padding index.
+            Variant::Roberta => self
+                .max_position_embeddings
+                .saturating_sub(self.pad_token_id + 1),
+        }
+    }
+
+    /// Whether the graph takes `token_type_ids`.
+    pub fn takes_token_type_ids(&self) -> bool {
+        self.variant == Variant::Bert
     }
 }
 
@@ -66,7 +107,9 @@ pub fn build(c: &BertConfig, weights: &Weights, prefix: &str) -> Result<ModelPro
     let dims = [Dim::Dynamic("batch"), Dim::Dynamic("sequence")];
     let input_ids = g.input(names::INPUT_IDS, DataType::Int64, &dims);
     let attention_mask = g.input(names::ATTENTION_MASK, DataType::Int64, &dims);
-    let token_type_ids = g.input(names::TOKEN_TYPE_IDS, DataType::Int64, &dims);
+    let token_type_ids = c
+        .takes_token_type_ids()
+        .then(|| g.input(names::TOKEN_TYPE_IDS, DataType::Int64, &dims));
 
     let embeddings = g.scoped("embeddings", |g| -> Result<_> {
         let e = w.child("embeddings");
@@ -75,13 +118,34 @@ pub fn build(c: &BertConfig, weights: &Weights, prefix: &str) -> Result<ModelPro
             e.initializer(g, "position_embeddings.weight", &[c.max_position_embeddings, h])?;
         let types = e.initializer(g, "token_type_embeddings.weight", &[c.type_vocab_size, h])?;
         let x = g.gather(&words, &input_ids, 0);
-        let t = g.gather(&types, &token_type_ids, 0);
-        let x = g.add(&x, &t);
-        // Positions 0..seq: the first `seq` rows of the position table.
-        let start = g.const_i64(&[1], &[0]);
-        let seq = g.shape_slice(&input_ids, 1, 2);
-        let pos = g.slice(&positions, &start, &seq, &[0]);
-        let x = g.add(&x, &pos);
+        let type_embedding = match &token_type_ids {
+            Some(ids) => g.gather(&types, ids, 0),
+            None => {
+                let zero = g.const_i64(&[], &[0]);
+                g.gather(&types, &zero, 0) // row 0, broadcast over every token
+            }
+        };
+        let x = g.add(&x, &type_embedding);
+        let position_embedding = match c.variant {
+            Variant::Bert => {
+                // Positions 0..seq: the first `seq` rows of the table.
+                let start = g.const_i64(&[1], &[0]);
+                let seq = g.shape_slice(&input_ids, 1, 2);
+                g.slice(&positions, &start, &seq, &[0])
+            }
+            Variant::Roberta => {
+                // cumsum(is_token) · is_token + pad: tokens count from pad + 1.
+                let pad = g.const_i64(&[], &[c.pad_token_id as i64]);
+                let is_pad = g.node("Equal", &[&input_ids, &pad], vec![]);
+                let is_token = g.unary("Not", &is_pad);
+                let is_token = g.cast(&is_token, DataType::Int64);
+                let count = g.cumsum(&is_token, 1);
+                let count = g.mul(&count, &is_token);
+                let ids = g.add(&count, &pad);
+                g.gather(&positions, &ids, 0)
+            }
+        };
+        let x = g.add(&x, &position_embedding);
         Ok(LayerNorm::load(g, &e, "LayerNorm", h, c.layer_norm_eps)?.forward(g, &x))
     })?;
 
@@ -102,7 +166,7 @@ pub fn build(c: &BertConfig, weights: &Weights, prefix: &str) -> Result<ModelPro
                     },
                     h,
                     c.num_heads,
-                    true,
+                    [true; 3],
                 )?,
                 mlp: Mlp::load(
                     g,
@@ -112,9 +176,16 @@ pub fn build(c: &BertConfig, weights: &Weights, prefix: &str) -> Result<ModelPro
                     c.intermediate_size,
                     c.activation,
                 )?,
-                norm1: LayerNorm::load(g, &layer, "attention.output.LayerNorm", h, c.layer_norm_eps)?,
+                norm1: LayerNorm::load(
+                    g,
+                    &layer,
+                    "attention.output.LayerNorm",
+                    h,
+                    c.layer_norm_eps,
+                )?,
                 norm2: LayerNorm::load(g, &layer, "output.LayerNorm", h, c.layer_norm_eps)?,
                 placement: NormPlacement::Post,
+                layer_scale: None,
             };
             Ok(block.forward(g, &x, Some(&mask)))
         })?;
@@ -129,5 +200,9 @@ pub fn build(c: &BertConfig, weights: &Weights, prefix: &str) -> Result<ModelPro
         DataType::Float,
         &[Dim::Dynamic("batch"), Dim::Fixed(h as i64)],
     );
-    Ok(g.finish("vtde text tower (BERT): token ids → pooled output", &[]))
+    let doc = match c.variant {
+        Variant::Bert => "vtde text tower (BERT): token ids → pooled output",
+        Variant::Roberta => "vtde text tower (RoBERTa): token ids → pooled output",
+    };
+    Ok(g.finish(doc, &[]))
 }

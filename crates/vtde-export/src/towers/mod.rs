@@ -2,6 +2,7 @@
 //! onto the shared pieces of [`crate::layers`] and emits one ONNX graph.
 
 pub mod bert;
+pub mod clip;
 pub mod projection;
 pub mod vit;
 

@@ -1,19 +1,31 @@
-//! ViT vision tower (`model_type: vit`): patch embedding, class token, learned
-//! positions, pre-norm encoder, final layer norm, and the tanh pooler on the class token.
-//! Its graph maps `pixel_values` to the pooled output (`vision_outputs[1]`).
+//! The ViT family of vision towers: ViT (`vit`), DeiT (`deit`) and BEiT (`beit`).
+//!
+//! All three are a patch embedding, prefix tokens, a pre-norm encoder and a pooler. They
+//! differ in parameters only:
+//! - prefix tokens: ViT and BEiT have a class token, DeiT a class and a distillation token;
+//! - positions: learned absolute embeddings (ViT, DeiT; optional in BEiT) and/or BEiT's
+//!   relative position bias tables (per layer or shared), baked into constant attention
+//!   biases at export time since the image size is fixed;
+//! - BEiT's key projection has no bias, and its layers scale both branches (`lambda_1`,
+//!   `lambda_2`);
+//! - pooling: ViT and DeiT put a dense+tanh pooler on the class token after the final
+//!   layer norm; BEiT either layer-norms the mean of the patch tokens
+//!   (`use_mean_pooling`) or takes the layer-normed class token.
+//!
+//! The graph maps `pixel_values` to the pooled output (`vision_outputs[1]`).
 
 use vtde_runtime::manifest::names;
 
-use crate::checkpoint::{ConfigView, Weights};
+use crate::checkpoint::{ConfigView, Tensor, Weights};
 use crate::error::Result;
 use crate::layers::{
-    Activation, Attention, AttentionNames, EncoderLayer, LayerNorm, Mlp, NormPlacement, Pooler,
-    WeightScope,
+    first_token, Activation, Attention, AttentionNames, EncoderLayer, LayerNorm, Mlp,
+    NormPlacement, Pooler, WeightScope,
 };
 use crate::onnx::proto::{DataType, ModelProto};
-use crate::onnx::{Dim, GraphBuilder};
+use crate::onnx::{Dim, GraphBuilder, Value};
 
-/// Legacy module names (most published checkpoints) → transformers 5 names.
+/// Legacy module names (what `save_pretrained` writes) → transformers 5 module names.
 const RENAMES: &[(&str, &str)] = &[
     ("encoder.layer.", "layers."),
     ("attention.attention.query", "attention.q_proj"),
@@ -24,9 +36,37 @@ const RENAMES: &[(&str, &str)] = &[
     ("output.dense", "mlp.fc2"),
 ];
 
-/// The fields of a `ViTConfig` the graph depends on, with ViTConfig's defaults.
+/// Which member of the family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    Vit,
+    Deit,
+    Beit,
+}
+
+/// BEiT's relative position bias tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelativeBias {
+    None,
+    PerLayer,
+    Shared,
+}
+
+/// How the pooled output is made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pooling {
+    /// `act(dense(layernorm(x)[:, 0]))` (ViT, DeiT).
+    DenseOnClassToken { out_dim: usize, activation: Activation },
+    /// `layernorm(mean(x[:, 1:]))` with the pooler's own layer norm (BEiT mean pooling).
+    MeanOfPatches,
+    /// `layernorm(x)[:, 0]` (BEiT without mean pooling).
+    ClassToken,
+}
+
+/// The fields of a ViT, DeiT or BEiT config the graph depends on.
 #[derive(Debug, Clone)]
 pub struct VitConfig {
+    pub variant: Variant,
     pub image_size: usize,
     pub patch_size: usize,
     pub num_channels: usize,
@@ -36,13 +76,15 @@ pub struct VitConfig {
     pub intermediate_size: usize,
     pub activation: Activation,
     pub layer_norm_eps: f32,
-    pub qkv_bias: bool,
-    pub pooler_output_size: usize,
-    pub pooler_activation: Activation,
+    pub qkv_bias: [bool; 3],
+    pub absolute_positions: bool,
+    pub relative_bias: RelativeBias,
+    pub layer_scale: bool,
+    pub pooling: Pooling,
 }
 
 impl VitConfig {
-    pub fn from_config(cfg: &ConfigView) -> Result<Self> {
+    pub fn from_config(cfg: &ConfigView, variant: Variant) -> Result<Self> {
         let hidden_size = cfg.usize_or("hidden_size", 768)?;
         let image_size = cfg.square_or("image_size", 224)?;
         let patch_size = cfg.square_or("patch_size", 16)?;
@@ -52,7 +94,40 @@ impl VitConfig {
                 &format!("({image_size}) is not a multiple of patch_size ({patch_size})"),
             ));
         }
+        let layer_norm_eps = cfg.f32_or("layer_norm_eps", 1e-12)?;
+        let (qkv_bias, absolute_positions, relative_bias, layer_scale, pooling) = match variant {
+            Variant::Vit | Variant::Deit => {
+                let bias = cfg.bool_or("qkv_bias", true)?;
+                let pooling = Pooling::DenseOnClassToken {
+                    out_dim: cfg.opt_usize("pooler_output_size")?.unwrap_or(hidden_size),
+                    activation: super::activation(cfg, "pooler_act", "tanh")?,
+                };
+                ([bias; 3], true, RelativeBias::None, false, pooling)
+            }
+            Variant::Beit => {
+                let relative = if cfg.bool_or("use_shared_relative_position_bias", false)? {
+                    RelativeBias::Shared
+                } else if cfg.bool_or("use_relative_position_bias", false)? {
+                    RelativeBias::PerLayer
+                } else {
+                    RelativeBias::None
+                };
+                let pooling = if cfg.bool_or("use_mean_pooling", true)? {
+                    Pooling::MeanOfPatches
+                } else {
+                    Pooling::ClassToken
+                };
+                (
+                    [true, false, true],
+                    cfg.bool_or("use_absolute_position_embeddings", false)?,
+                    relative,
+                    cfg.f32_or("layer_scale_init_value", 0.1)? > 0.0,
+                    pooling,
+                )
+            }
+        };
         Ok(Self {
+            variant,
             image_size,
             patch_size,
             num_channels: cfg.usize_or("num_channels", 3)?,
@@ -61,16 +136,39 @@ impl VitConfig {
             num_heads: cfg.usize_or("num_attention_heads", 12)?,
             intermediate_size: cfg.usize_or("intermediate_size", 3072)?,
             activation: super::activation(cfg, "hidden_act", "gelu")?,
-            layer_norm_eps: cfg.f32_or("layer_norm_eps", 1e-12)?,
-            qkv_bias: cfg.bool_or("qkv_bias", true)?,
-            pooler_output_size: cfg.opt_usize("pooler_output_size")?.unwrap_or(hidden_size),
-            pooler_activation: super::activation(cfg, "pooler_act", "tanh")?,
+            layer_norm_eps,
+            qkv_bias,
+            absolute_positions,
+            relative_bias,
+            layer_scale,
+            pooling,
         })
     }
 
-    /// Number of patches plus the class token.
-    pub fn num_positions(&self) -> usize {
-        (self.image_size / self.patch_size).pow(2) + 1
+    /// Patches per side.
+    pub fn grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+
+    /// The tokens put before the patches.
+    fn prefix_tokens(&self) -> &'static [&'static str] {
+        match self.variant {
+            Variant::Deit => &["cls_token", "distillation_token"],
+            Variant::Vit | Variant::Beit => &["cls_token"],
+        }
+    }
+
+    /// Sequence length: patches plus prefix tokens.
+    pub fn seq_len(&self) -> usize {
+        self.grid().pow(2) + self.prefix_tokens().len()
+    }
+
+    /// Width of the pooled output.
+    pub fn output_dim(&self) -> usize {
+        match self.pooling {
+            Pooling::DenseOnClassToken { out_dim, .. } => out_dim,
+            Pooling::MeanOfPatches | Pooling::ClassToken => self.hidden_size,
+        }
     }
 }
 
@@ -95,24 +193,67 @@ pub fn build(c: &VitConfig, weights: &Weights, prefix: &str) -> Result<ModelProt
         let patch = e.child("patch_embeddings.projection");
         let kernel = patch.initializer(g, "weight", &[h, c.num_channels, p, p])?;
         let bias = patch.initializer(g, "bias", &[h])?;
-        let x = g.conv2d(&pixels, &kernel, &bias, [p as i64; 2], [p as i64; 2]);
+        let x = g.conv2d(&pixels, &kernel, Some(&bias), [p as i64; 2], [p as i64; 2]);
         let x = g.reshape(&x, &[0, h as i64, -1]);
         let patches = g.transpose(&x, &[0, 2, 1]); // [batch, patches, hidden]
-        let cls = e.initializer(g, "cls_token", &[h])?;
-        let cls = g.reshape(&cls, &[1, 1, h as i64]);
         let batch = g.shape_slice(&pixels, 0, 1);
         let rest = g.const_i64(&[2], &[1, h as i64]);
-        let cls_shape = g.concat(&[&batch, &rest], 0);
-        let cls = g.expand(&cls, &cls_shape);
-        let tokens = g.concat(&[&cls, &patches], 1);
-        let positions = e.initializer(g, "position_embeddings", &[c.num_positions(), h])?;
-        Ok(g.add(&tokens, &positions))
+        let token_shape = g.concat(&[&batch, &rest], 0);
+        let mut parts = Vec::new();
+        for token in c.prefix_tokens() {
+            let t = e.initializer(g, token, &[h])?;
+            let t = g.reshape(&t, &[1, 1, h as i64]);
+            parts.push(g.expand(&t, &token_shape));
+        }
+        parts.push(patches);
+        let refs: Vec<&Value> = parts.iter().collect();
+        let tokens = g.concat(&refs, 1);
+        if c.absolute_positions {
+            let positions = e.initializer(g, "position_embeddings", &[c.seq_len(), h])?;
+            Ok(g.add(&tokens, &positions))
+        } else {
+            Ok(tokens)
+        }
     })?;
+
+    let shared_bias = match c.relative_bias {
+        RelativeBias::Shared => Some(relative_position_bias(
+            &mut g,
+            c,
+            w.tensor(
+                "encoder.relative_position_bias.relative_position_bias_table",
+                &[num_relative_distances(c.grid()), c.num_heads],
+            )?,
+            "encoder.relative_position_bias",
+        )),
+        RelativeBias::None | RelativeBias::PerLayer => None,
+    };
 
     let mut x = embeddings;
     for i in 0..c.num_layers {
         let layer = w.child(&format!("encoder.layer.{i}"));
         x = g.scoped(&format!("layers.{i}"), |g| -> Result<_> {
+            let bias = match c.relative_bias {
+                RelativeBias::PerLayer => Some(relative_position_bias(
+                    g,
+                    c,
+                    layer.tensor(
+                        "attention.attention.relative_position_bias.relative_position_bias_table",
+                        &[num_relative_distances(c.grid()), c.num_heads],
+                    )?,
+                    &layer.name("relative_position_bias"),
+                )),
+                RelativeBias::Shared => shared_bias.clone(),
+                RelativeBias::None => None,
+            };
+            let layer_scale = if c.layer_scale {
+                Some((
+                    layer.initializer(g, "lambda_1", &[h])?,
+                    layer.initializer(g, "lambda_2", &[h])?,
+                ))
+            } else {
+                None
+            };
             let block = EncoderLayer {
                 attention: Attention::load(
                     g,
@@ -138,28 +279,97 @@ pub fn build(c: &VitConfig, weights: &Weights, prefix: &str) -> Result<ModelProt
                 norm1: LayerNorm::load(g, &layer, "layernorm_before", h, c.layer_norm_eps)?,
                 norm2: LayerNorm::load(g, &layer, "layernorm_after", h, c.layer_norm_eps)?,
                 placement: NormPlacement::Pre,
+                layer_scale,
             };
-            Ok(block.forward(g, &x, None))
+            Ok(block.forward(g, &x, bias.as_ref()))
         })?;
     }
 
     let pooled = g.scoped("pooler", |g| -> Result<_> {
-        let sequence = LayerNorm::load(g, &w, "layernorm", h, c.layer_norm_eps)?.forward(g, &x);
-        let pooler = Pooler::load(
-            g,
-            &w,
-            "pooler.dense",
-            h,
-            c.pooler_output_size,
-            c.pooler_activation,
-        )?;
-        Ok(pooler.forward(g, &sequence))
+        Ok(match c.pooling {
+            Pooling::DenseOnClassToken { out_dim, activation } => {
+                let sequence =
+                    LayerNorm::load(g, &w, "layernorm", h, c.layer_norm_eps)?.forward(g, &x);
+                Pooler::load(g, &w, "pooler.dense", h, out_dim, activation)?
+                    .forward(g, &sequence)
+            }
+            Pooling::ClassToken => {
+                let sequence =
+                    LayerNorm::load(g, &w, "layernorm", h, c.layer_norm_eps)?.forward(g, &x);
+                first_token(g, &sequence)
+            }
+            Pooling::MeanOfPatches => {
+                let start = g.const_i64(&[1], &[1]);
+                let end = g.const_i64(&[1], &[i64::MAX]);
+                let patches = g.slice(&x, &start, &end, &[1]);
+                let mean = g.reduce_mean(&patches, &[1]);
+                let mean = g.squeeze(&mean, &[1]);
+                LayerNorm::load(g, &w, "pooler.layernorm", h, c.layer_norm_eps)?.forward(g, &mean)
+            }
+        })
     })?;
     g.output(
         &pooled,
         names::IMAGE_FEATURES,
         DataType::Float,
-        &[Dim::Dynamic("batch"), Dim::Fixed(c.pooler_output_size as i64)],
+        &[Dim::Dynamic("batch"), Dim::Fixed(c.output_dim() as i64)],
     );
-    Ok(g.finish("vtde vision tower (ViT): pixel_values → pooled output", &[]))
+    let doc = match c.variant {
+        Variant::Vit => "vtde vision tower (ViT): pixel_values → pooled output",
+        Variant::Deit => "vtde vision tower (DeiT): pixel_values → pooled output",
+        Variant::Beit => "vtde vision tower (BEiT): pixel_values → pooled output",
+    };
+    Ok(g.finish(doc, &[]))
+}
+
+/// Rows of a BEiT relative position bias table for a `grid`×`grid` window: every
+/// relative offset, plus class-to-token, token-to-class and class-to-class.
+fn num_relative_distances(grid: usize) -> usize {
+    (2 * grid - 1) * (2 * grid - 1) + 3
+}
+
+/// BEiT's relative position index (`generate_relative_position_index`), for a square
+/// window of `grid` patches per side: `[tokens, tokens]` rows into the bias table.
+fn relative_position_index(grid: usize) -> Vec<Vec<usize>> {
+    let area = grid * grid;
+    let n = num_relative_distances(grid);
+    let mut index = vec![vec![0usize; area + 1]; area + 1];
+    for i in 0..area {
+        let (yi, xi) = (i / grid, i % grid);
+        for j in 0..area {
+            let (yj, xj) = (j / grid, j % grid);
+            let dy = yi + grid - 1 - yj;
+            let dx = xi + grid - 1 - xj;
+            index[i + 1][j + 1] = dy * (2 * grid - 1) + dx;
+        }
+    }
+    for (k, row) in index.iter_mut().enumerate() {
+        row[0] = n - 2; // token to class
+        if k == 0 {
+            row.fill(n - 3); // class to token
+            row[0] = n - 1; // class to class
+        }
+    }
+    index
+}
+
+/// Expands a relative position bias table into the constant `[1, heads, seq, seq]`
+/// attention bias it stands for.
+fn relative_position_bias(
+    g: &mut GraphBuilder,
+    c: &VitConfig,
+    table: &Tensor,
+    name: &str,
+) -> Value {
+    let index = relative_position_index(c.grid());
+    let (seq, heads) = (index.len(), c.num_heads);
+    let mut bias = vec![0f32; heads * seq * seq];
+    for (i, row) in index.iter().enumerate() {
+        for (j, &r) in row.iter().enumerate() {
+            for hd in 0..heads {
+                bias[(hd * seq + i) * seq + j] = table.data[r * heads + hd];
+            }
+        }
+    }
+    g.weight(&format!("{name}.bias"), &[1, heads, seq, seq], &bias)
 }
