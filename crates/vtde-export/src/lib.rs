@@ -186,6 +186,14 @@ impl TextTower {
         }
     }
 
+    fn tokenizer_family(&self) -> tokenizer::TokenizerFamily {
+        match self {
+            Self::Bert(c) if c.variant == bert::Variant::Bert => tokenizer::TokenizerFamily::Bert,
+            Self::Bert(_) => tokenizer::TokenizerFamily::Roberta,
+            Self::Clip(_) => tokenizer::TokenizerFamily::Clip,
+        }
+    }
+
     fn build(&self, weights: &Weights, prefix: &str) -> Result<ModelProto> {
         match self {
             Self::Bert(c) => bert::build(c, weights, prefix),
@@ -243,6 +251,7 @@ pub fn export(
     )?;
     let (tokenizer_bytes, text_preprocess) = tokenizer::load(
         checkpoint_dir,
+        text.tokenizer_family(),
         text.max_length(),
         text.pad_token_id(),
         text.inputs(),

@@ -1,0 +1,116 @@
+//! Clear errors for bad checkpoints, packages, images and ONNX Runtime paths: each names
+//! the file and what is wrong, and none panics.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use vtde_tests::fixtures_dir;
+
+/// A writable copy of a fixture checkpoint.
+fn checkpoint_copy(config: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dst = tmp.path().join("checkpoint");
+    fs::create_dir(&dst).expect("mkdir");
+    let src = fixtures_dir().join(config).join("checkpoint");
+    for entry in fs::read_dir(src).expect("fixture readable") {
+        let entry = entry.expect("entry");
+        fs::copy(entry.path(), dst.join(entry.file_name())).expect("copy");
+    }
+    (tmp, dst)
+}
+
+fn edit_config(checkpoint: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = checkpoint.join("config.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+    edit(&mut json);
+    fs::write(&path, serde_json::to_vec(&json).expect("encode")).expect("write");
+}
+
+fn export_error(checkpoint: &Path) -> String {
+    let out = checkpoint.with_file_name("package");
+    match vtde_export::export(checkpoint, &out, &mut |_| {}) {
+        Ok(_) => panic!("export of a bad checkpoint succeeded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn unsupported_vision_tower_is_named_with_the_supported_list() {
+    let (_tmp, ckpt) = checkpoint_copy("vit-bert-tiny");
+    edit_config(&ckpt, |c| c["vision_config"]["model_type"] = "swin".into());
+    let msg = export_error(&ckpt);
+    assert!(msg.contains("config.json"), "{msg}");
+    assert!(msg.contains("`swin`"), "{msg}");
+    assert!(msg.contains("vit, deit, beit"), "{msg}");
+}
+
+#[test]
+fn text_tower_without_pooler_is_refused_with_the_reason() {
+    let (_tmp, ckpt) = checkpoint_copy("vit-bert-tiny");
+    edit_config(&ckpt, |c| c["text_config"]["model_type"] = "distilbert".into());
+    let msg = export_error(&ckpt);
+    assert!(msg.contains("distilbert"), "{msg}");
+    assert!(msg.contains("no pooled output"), "{msg}");
+    assert!(msg.contains("bert, roberta"), "{msg}");
+}
+
+#[test]
+fn unsupported_checkpoint_class_is_refused() {
+    let (_tmp, ckpt) = checkpoint_copy("vit-bert-tiny");
+    edit_config(&ckpt, |c| c["model_type"] = "blip".into());
+    let msg = export_error(&ckpt);
+    assert!(msg.contains("`blip`") && msg.contains("CLIPModel"), "{msg}");
+}
+
+#[test]
+fn missing_weights_file_is_named() {
+    let (_tmp, ckpt) = checkpoint_copy("vit-bert-tiny");
+    fs::remove_file(ckpt.join("model.safetensors")).expect("rm");
+    let msg = export_error(&ckpt);
+    assert!(msg.contains("model.safetensors"), "{msg}");
+}
+
+#[test]
+fn pytorch_bin_only_says_how_to_convert() {
+    let (_tmp, ckpt) = checkpoint_copy("vit-bert-tiny");
+    fs::rename(ckpt.join("model.safetensors"), ckpt.join("pytorch_model.bin")).expect("mv");
+    let msg = export_error(&ckpt);
+    assert!(msg.contains("pytorch_model.bin") && msg.contains("save_pretrained"), "{msg}");
+}
+
+#[test]
+fn corrupt_safetensors_is_named() {
+    let (_tmp, ckpt) = checkpoint_copy("vit-bert-tiny");
+    fs::write(ckpt.join("model.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+        .expect("write");
+    let msg = export_error(&ckpt);
+    assert!(msg.contains("model.safetensors") && msg.contains("not a valid safetensors"), "{msg}");
+}
+
+#[test]
+fn shape_mismatch_names_the_weight() {
+    let (_tmp, ckpt) = checkpoint_copy("vit-bert-tiny");
+    // The config now promises a wider text tower than the weights hold.
+    edit_config(&ckpt, |c| c["text_config"]["intermediate_size"] = 64.into());
+    let msg = export_error(&ckpt);
+    assert!(msg.contains("intermediate.dense.weight"), "{msg}");
+    assert!(msg.contains("expected [64, 32]"), "{msg}");
+}
+
+#[test]
+fn missing_image_processor_config_is_named() {
+    let (_tmp, ckpt) = checkpoint_copy("vit-bert-tiny");
+    for f in ["processor_config.json", "preprocessor_config.json"] {
+        let _ = fs::remove_file(ckpt.join(f));
+    }
+    let msg = export_error(&ckpt);
+    assert!(msg.contains("preprocessor_config.json"), "{msg}");
+}
+
+#[test]
+fn not_a_checkpoint_directory() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let msg = export_error(&tmp.path().join("nothing-here"));
+    assert!(msg.contains("config.json") && msg.contains("missing"), "{msg}");
+}
