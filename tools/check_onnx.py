@@ -22,8 +22,12 @@ output against the recording:
                 length), which must give the same features as in the padded batch
   * projection: recorded image_features, text_features -> image_embeds, text_embeds
 and, from the projection outputs and the manifest's logit_scale, the normalized
-embeddings and both logits matrices. It exits 1 if any diff is above --tol (logits:
---logits-tol), or any check fails.
+embeddings and both logits matrices. It also runs the package's tokenizer file (the
+`tokenizers` library, truncation at text.max_length) on the fixture's texts against the
+recorded ids, and compares the manifest's source, image size and preprocessing,
+pad_token_id and text inputs with the fixture's reference.json and the checkpoint's
+processor config. It exits 1 if any diff is above --tol (logits: --logits-tol), or any
+check fails.
 """
 
 from __future__ import annotations
@@ -242,6 +246,127 @@ def l2n(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
+def processor_config(ref_dir: Path) -> dict | None:
+    """The checkpoint's image processor config: processor_config.json["image_processor"]
+    or the legacy preprocessor_config.json."""
+    ckpt = ref_dir / "checkpoint"
+    p = ckpt / "processor_config.json"
+    if p.is_file():
+        d = json.loads(p.read_text(encoding="utf-8"))
+        if "image_processor" in d:
+            return d["image_processor"]
+    p = ckpt / "preprocessor_config.json"
+    if p.is_file():
+        return json.loads(p.read_text(encoding="utf-8"))
+    return None
+
+
+PIL_FILTERS = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+
+
+def check_manifest_fields(rep: Report, manifest: dict, meta: dict, ref: dict[str, np.ndarray]) -> None:
+    """The manifest's source, image and text sections against the fixture (fields of the
+    extended reference.json, and the checkpoint's processor config), where both have them."""
+    src = manifest.get("source", {})
+    for key in ("architecture", "vision_model_type", "text_model_type"):
+        if key in meta and key in src:
+            rep.check(src[key] == meta[key], f"manifest source.{key} {src[key]!r} == {meta[key]!r}")
+    img = manifest.get("image", {})
+    if "height" in img and "width" in img:
+        hw = list(ref["pixel_values"].shape[2:])
+        rep.check([img["height"], img["width"]] == hw, f"manifest image {img['height']}x{img['width']} == pixel_values {hw}")
+    txt = manifest.get("text", {})
+    if "pad_token_id" in txt and "pad_token_id" in meta:
+        rep.check(
+            txt["pad_token_id"] == meta["pad_token_id"],
+            f"manifest text.pad_token_id {txt['pad_token_id']} == tokenizer's {meta['pad_token_id']}",
+        )
+    if "inputs" in txt and "text_inputs" in meta:
+        extra = sorted(set(txt["inputs"]) - set(meta["text_inputs"]))
+        missing = sorted(set(meta["text_inputs"]) - set(txt["inputs"]))
+        note = f" (the graph also takes {extra}; the tokenizer gives none)" if extra else ""
+        rep.check(not missing, f"manifest text.inputs {txt['inputs']} cover the tokenizer's {meta['text_inputs']}{note}")
+
+    ip = meta.get("_processor_config")
+    if ip is None or not img:
+        return
+    # resize
+    if "resize" in img and "size" in ip:  # (a config without `size` uses the class default: not checked)
+        want = None
+        if ip.get("do_resize", True):
+            size = ip["size"]
+            rule = (
+                {"kind": "exact", "height": size["height"], "width": size["width"]}
+                if "height" in size
+                else {"kind": "shortest_edge", "shortest_edge": size.get("shortest_edge")}
+            )
+            want = {"rule": rule}
+            if "resample" in ip:
+                want["filter"] = PIL_FILTERS.get(ip["resample"])
+        got = img["resize"]
+        if got is not None and want is not None and "filter" not in want:
+            got = {k: v for k, v in got.items() if k != "filter"}
+        rep.check(got == want, f"manifest image.resize {img['resize']} == processor's {want}")
+    if "center_crop" in img:
+        want = None
+        if ip.get("do_center_crop") and "crop_size" in ip:
+            want = {"height": ip["crop_size"]["height"], "width": ip["crop_size"]["width"]}
+        rep.check(
+            img["center_crop"] == want,
+            f"manifest image.center_crop {img['center_crop']} == processor's {want} "
+            f"(do_center_crop={ip.get('do_center_crop')}, crop_size={ip.get('crop_size')})",
+        )
+    if "rescale_factor" in img:
+        want = ip.get("rescale_factor") if ip.get("do_rescale", True) else None
+        ok = (img["rescale_factor"] is None) == (want is None) and (
+            want is None or abs(img["rescale_factor"] - want) <= 1e-9
+        )
+        rep.check(ok, f"manifest image.rescale_factor {img['rescale_factor']} == processor's {want}")
+    if "normalize" in img:
+        want = {"mean": ip.get("image_mean"), "std": ip.get("image_std")} if ip.get("do_normalize", True) else None
+        got = img["normalize"]
+        ok = (got is None) == (want is None) and (
+            want is None
+            or np.allclose(got["mean"], want["mean"], atol=1e-6) and np.allclose(got["std"], want["std"], atol=1e-6)
+        )
+        rep.check(ok, f"manifest image.normalize {got} == processor's {want}")
+
+
+def check_tokenizer(rep: Report, pkg: Path, manifest: dict, ref: dict[str, np.ndarray], meta: dict) -> None:
+    """The package's tokenizer.json, run by the `tokenizers` library on the fixture's
+    texts with truncation at text.max_length, against the recorded ids and masks."""
+    txt = manifest.get("text", {})
+    if "tokenizer" not in txt:
+        return
+    path = pkg / txt["tokenizer"]
+    print(f"[tokenizer] {path}")
+    try:
+        import tokenizers
+
+        tok = tokenizers.Tokenizer.from_file(str(path))
+    except Exception as e:  # noqa: BLE001
+        rep.fail(f"tokenizer: cannot load {path}: {type(e).__name__}: {e}")
+        return
+    tok.no_padding()
+    tok.enable_truncation(int(txt.get("max_length", meta["max_length"])))
+    ids, mask = ref["input_ids"], ref["attention_mask"]
+    bad = []
+    for r, t in enumerate(meta["texts"]):
+        n = int(mask[r].sum())
+        enc = tok.encode(t)
+        if enc.ids != ids[r, :n].tolist():
+            bad.append((r, enc.ids, ids[r, :n].tolist()))
+    rep.check(not bad, f"tokenizer: ids of all {len(meta['texts'])} texts equal the recorded ones (truncated at max_length)")
+    for r, got, want in bad[:3]:
+        print(f"        text {r} {meta['texts'][r][:40]!r}: got {got}, want {want}")
+    if "pad_token_id" in txt:
+        pads = ids[mask == 0]
+        rep.check(
+            bool(np.all(pads == txt["pad_token_id"])),
+            f"tokenizer: recorded padding is text.pad_token_id ({txt['pad_token_id']})",
+        )
+
+
 def against_reference(
     rep: Report,
     sessions: dict[str, ort.InferenceSession],
@@ -267,6 +392,7 @@ def against_reference(
             manifest["projection_dim"] == ref["image_embeds"].shape[1],
             f"manifest projection_dim {manifest['projection_dim']} == {ref['image_embeds'].shape[1]}",
         )
+    check_manifest_fields(rep, manifest, meta, ref)
 
     if "vision" in sessions:
         try:
@@ -286,7 +412,11 @@ def against_reference(
             sess = sessions["text"]
             declared = [i.name for i in sess.get_inputs()]
             feeds = {k: ref[k] for k in declared if k in ref}
-            missing = [k for k in declared if k not in ref]
+            if "token_type_ids" in declared and "token_type_ids" not in ref:
+                # The tokenizer gives none (RoBERTa, XLM-R): transformers then uses zeros.
+                feeds["token_type_ids"] = np.zeros_like(ref["input_ids"])
+                print("        (the tokenizer gives no token_type_ids; feeding zeros, as transformers does)")
+            missing = [k for k in declared if k not in feeds]
             if missing:
                 rep.fail(f"text graph declares inputs the reference lacks: {missing}")
             else:
@@ -387,6 +517,8 @@ def main() -> int:
         except Exception as e:  # noqa: BLE001
             rep.fail(f"cannot read reference {args.reference}: {type(e).__name__}: {e}")
         else:
+            meta["_processor_config"] = processor_config(args.reference)
+            check_tokenizer(rep, args.package, manifest, ref, meta)
             against_reference(rep, sessions, manifest, ref, meta, args.tol, args.logits_tol)
 
     if rep.failures:
