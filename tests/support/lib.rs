@@ -105,6 +105,11 @@ impl Fixture {
             .unwrap_or_else(|| panic!("{}: no recorded tensor {key}", self.name))
     }
 
+    /// Whether the recording has a tensor called `key`.
+    pub fn has(&self, key: &str) -> bool {
+        self.tensors.contains_key(key) || self.ints.contains_key(key)
+    }
+
     /// A recorded i64 tensor.
     pub fn i64(&self, key: &str) -> &ArrayD<i64> {
         self.ints
