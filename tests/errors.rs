@@ -48,7 +48,9 @@ fn unsupported_vision_tower_is_named_with_the_supported_list() {
 #[test]
 fn text_tower_without_pooler_is_refused_with_the_reason() {
     let (_tmp, ckpt) = checkpoint_copy("vit-bert-tiny");
-    edit_config(&ckpt, |c| c["text_config"]["model_type"] = "distilbert".into());
+    edit_config(&ckpt, |c| {
+        c["text_config"]["model_type"] = "distilbert".into()
+    });
     let msg = export_error(&ckpt);
     assert!(msg.contains("distilbert"), "{msg}");
     assert!(msg.contains("no pooled output"), "{msg}");
@@ -74,18 +76,31 @@ fn missing_weights_file_is_named() {
 #[test]
 fn pytorch_bin_only_says_how_to_convert() {
     let (_tmp, ckpt) = checkpoint_copy("vit-bert-tiny");
-    fs::rename(ckpt.join("model.safetensors"), ckpt.join("pytorch_model.bin")).expect("mv");
+    fs::rename(
+        ckpt.join("model.safetensors"),
+        ckpt.join("pytorch_model.bin"),
+    )
+    .expect("mv");
     let msg = export_error(&ckpt);
-    assert!(msg.contains("pytorch_model.bin") && msg.contains("save_pretrained"), "{msg}");
+    assert!(
+        msg.contains("pytorch_model.bin") && msg.contains("save_pretrained"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn corrupt_safetensors_is_named() {
     let (_tmp, ckpt) = checkpoint_copy("vit-bert-tiny");
-    fs::write(ckpt.join("model.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
-        .expect("write");
+    fs::write(
+        ckpt.join("model.safetensors"),
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}",
+    )
+    .expect("write");
     let msg = export_error(&ckpt);
-    assert!(msg.contains("model.safetensors") && msg.contains("not a valid safetensors"), "{msg}");
+    assert!(
+        msg.contains("model.safetensors") && msg.contains("not a valid safetensors"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -112,5 +127,8 @@ fn missing_image_processor_config_is_named() {
 fn not_a_checkpoint_directory() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let msg = export_error(&tmp.path().join("nothing-here"));
-    assert!(msg.contains("config.json") && msg.contains("missing"), "{msg}");
+    assert!(
+        msg.contains("config.json") && msg.contains("missing"),
+        "{msg}"
+    );
 }

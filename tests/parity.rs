@@ -33,7 +33,9 @@ fn open(config: &str) -> Model {
 }
 
 fn as2(a: &ArrayD<f32>) -> Array2<f32> {
-    a.clone().into_dimensionality::<Ix2>().expect("2-D recording")
+    a.clone()
+        .into_dimensionality::<Ix2>()
+        .expect("2-D recording")
 }
 
 fn check_close(config: &str, what: &str, ours: &Array2<f32>, reference: &ArrayD<f32>, tol: f32) {
@@ -41,18 +43,35 @@ fn check_close(config: &str, what: &str, ours: &Array2<f32>, reference: &ArrayD<
     let diff = max_abs_diff(&ours.clone().into_dyn(), &reference.clone().into_dyn());
     let cosine = min_row_cosine(ours.view(), reference.view());
     println!("{config:>18} {what:<28} max abs diff {diff:.2e}  min cosine {cosine:.7}");
-    assert!(diff <= tol, "{config}: {what} differs by {diff:e} (tolerance {tol:e})");
+    assert!(
+        diff <= tol,
+        "{config}: {what} differs by {diff:e} (tolerance {tol:e})"
+    );
     if tol <= FEATURE_TOL {
-        assert!(cosine >= FEATURE_COSINE, "{config}: {what} cosine {cosine} < {FEATURE_COSINE}");
+        assert!(
+            cosine >= FEATURE_COSINE,
+            "{config}: {what} cosine {cosine} < {FEATURE_COSINE}"
+        );
     }
 }
 
 /// The recorded token arrays as a batch (zeros where the tokenizer gives no types).
 fn recorded_batch(fx: &Fixture) -> TextBatch {
-    let ids = fx.i64("input_ids").clone().into_dimensionality::<Ix2>().expect("2-D");
-    let mask = fx.i64("attention_mask").clone().into_dimensionality::<Ix2>().expect("2-D");
+    let ids = fx
+        .i64("input_ids")
+        .clone()
+        .into_dimensionality::<Ix2>()
+        .expect("2-D");
+    let mask = fx
+        .i64("attention_mask")
+        .clone()
+        .into_dimensionality::<Ix2>()
+        .expect("2-D");
     let types = if fx.has("token_type_ids") {
-        fx.i64("token_type_ids").clone().into_dimensionality::<Ix2>().expect("2-D")
+        fx.i64("token_type_ids")
+            .clone()
+            .into_dimensionality::<Ix2>()
+            .expect("2-D")
     } else {
         Array2::zeros(ids.raw_dim())
     };
@@ -66,7 +85,11 @@ fn recorded_batch(fx: &Fixture) -> TextBatch {
 fn check_tokens(fx: &Fixture, model: &Model) {
     let ours = model.tokenize(&fx.info.texts).expect("tokenize");
     let reference = recorded_batch(fx);
-    assert_eq!(ours.input_ids, reference.input_ids, "{}: input_ids differ", fx.name);
+    assert_eq!(
+        ours.input_ids, reference.input_ids,
+        "{}: input_ids differ",
+        fx.name
+    );
     assert_eq!(
         ours.attention_mask, reference.attention_mask,
         "{}: attention_mask differs",
@@ -103,17 +126,17 @@ fn check_pixels(fx: &Fixture, model: &Model) {
         .clone()
         .into_dimensionality::<Ix4>()
         .expect("4-D");
-    assert_eq!(ours.shape(), reference.shape(), "{}: pixel_values shape", fx.name);
+    assert_eq!(
+        ours.shape(),
+        reference.shape(),
+        "{}: pixel_values shape",
+        fx.name
+    );
     let image = &model.manifest().image;
     let rescale = image.rescale_factor.unwrap_or(1.0);
     let std = image.normalize.as_ref().map_or([1.0; 3], |n| n.std);
     let (mut max_level, mut sum, mut count) = (0f64, 0f64, 0usize);
-    for ((_, c, _, _), (a, b)) in ours
-        .indexed_iter()
-        .map(|(i, a)| (i, a))
-        .zip(reference.iter())
-        .map(|((i, a), b)| (i, (a, b)))
-    {
+    for (((_, c, _, _), a), b) in ours.indexed_iter().zip(reference.iter()) {
         // pixel = (level · rescale − mean) / std, so one level is rescale / std.
         let level = f64::from((a - b).abs() * std[c] / rescale);
         max_level = max_level.max(level);
@@ -126,18 +149,44 @@ fn check_pixels(fx: &Fixture, model: &Model) {
         fx.name
     );
     // 1e-3 of a level is float rounding in the normalization, not a pixel difference.
-    assert!(max_level <= 1.001, "{}: pixel_values off by {max_level} levels", fx.name);
-    assert!(mean_level <= 0.02, "{}: pixel_values mean {mean_level} levels", fx.name);
+    assert!(
+        max_level <= 1.001,
+        "{}: pixel_values off by {max_level} levels",
+        fx.name
+    );
+    assert!(
+        mean_level <= 0.02,
+        "{}: pixel_values mean {mean_level} levels",
+        fx.name
+    );
 }
 
 fn check_graphs(fx: &Fixture, model: &Model) {
     let name = fx.name.as_str();
-    let pixels = fx.f32("pixel_values").clone().into_dimensionality::<Ix4>().expect("4-D");
+    let pixels = fx
+        .f32("pixel_values")
+        .clone()
+        .into_dimensionality::<Ix4>()
+        .expect("4-D");
     let image_features = model.image_features(pixels.view()).expect("vision graph");
-    check_close(name, "image_features", &image_features, fx.f32("image_features"), FEATURE_TOL);
+    check_close(
+        name,
+        "image_features",
+        &image_features,
+        fx.f32("image_features"),
+        FEATURE_TOL,
+    );
 
-    let text_features = model.text_features(&recorded_batch(fx)).expect("text graph");
-    check_close(name, "text_features", &text_features, fx.f32("text_features"), FEATURE_TOL);
+    let text_features = model
+        .text_features(&recorded_batch(fx))
+        .expect("text graph");
+    check_close(
+        name,
+        "text_features",
+        &text_features,
+        fx.f32("text_features"),
+        FEATURE_TOL,
+    );
 
     let (image_embeds, text_embeds) = model
         .project(
@@ -145,8 +194,20 @@ fn check_graphs(fx: &Fixture, model: &Model) {
             as2(fx.f32("text_features")).view(),
         )
         .expect("projection graph");
-    check_close(name, "image_embeds", &image_embeds, fx.f32("image_embeds"), FEATURE_TOL);
-    check_close(name, "text_embeds", &text_embeds, fx.f32("text_embeds"), FEATURE_TOL);
+    check_close(
+        name,
+        "image_embeds",
+        &image_embeds,
+        fx.f32("image_embeds"),
+        FEATURE_TOL,
+    );
+    check_close(
+        name,
+        "text_embeds",
+        &text_embeds,
+        fx.f32("text_embeds"),
+        FEATURE_TOL,
+    );
 
     let image_norm = l2_normalize(image_embeds.view());
     let text_norm = l2_normalize(text_embeds.view());
@@ -165,9 +226,23 @@ fn check_graphs(fx: &Fixture, model: &Model) {
         FEATURE_TOL,
     );
 
-    let scores = model.score(image_norm.view(), text_norm.view()).expect("scores");
-    check_close(name, "logits_per_image", &scores.logits_per_image, fx.f32("logits_per_image"), LOGIT_TOL);
-    check_close(name, "logits_per_text", &scores.logits_per_text, fx.f32("logits_per_text"), LOGIT_TOL);
+    let scores = model
+        .score(image_norm.view(), text_norm.view())
+        .expect("scores");
+    check_close(
+        name,
+        "logits_per_image",
+        &scores.logits_per_image,
+        fx.f32("logits_per_image"),
+        LOGIT_TOL,
+    );
+    check_close(
+        name,
+        "logits_per_text",
+        &scores.logits_per_text,
+        fx.f32("logits_per_text"),
+        LOGIT_TOL,
+    );
 
     let n = fx.info.loss_n;
     let square = model
@@ -176,14 +251,22 @@ fn check_graphs(fx: &Fixture, model: &Model) {
     let loss = square.loss.expect("a square batch has a loss");
     let reference = fx.f32("loss")[[0]];
     let diff = (loss - reference).abs();
-    println!("{name:>18} loss                         {loss:.6} vs {reference:.6} (diff {diff:.2e})");
+    println!(
+        "{name:>18} loss                         {loss:.6} vs {reference:.6} (diff {diff:.2e})"
+    );
     assert!(diff <= LOGIT_TOL, "{name}: loss {loss} vs {reference}");
 }
 
 fn check_end_to_end(fx: &Fixture, model: &Model) {
     let name = fx.name.as_str();
     let texts = model.embed_texts(&fx.info.texts).expect("embed texts");
-    check_close(name, "texts end to end", &texts, fx.f32("text_embeds_normalized"), FEATURE_TOL);
+    check_close(
+        name,
+        "texts end to end",
+        &texts,
+        fx.f32("text_embeds_normalized"),
+        FEATURE_TOL,
+    );
 
     let images: Vec<_> = fx
         .info
@@ -194,19 +277,27 @@ fn check_end_to_end(fx: &Fixture, model: &Model) {
     let ours = model.embed_images(&images).expect("embed images");
     let cosine = min_row_cosine(ours.view(), as2(fx.f32("image_embeds_normalized")).view());
     println!("{name:>18} PNG files end to end         min cosine {cosine:.7}");
-    assert!(cosine >= FILE_EMBED_COSINE, "{name}: image files end to end cosine {cosine}");
+    assert!(
+        cosine >= FILE_EMBED_COSINE,
+        "{name}: image files end to end cosine {cosine}"
+    );
 
     if fx.has("jpeg_image_embeds") {
         let jpegs: Vec<_> = fx
             .info
             .jpeg_images
             .iter()
-            .map(|n| load_image(&vtde_tests::fixtures_dir().join("inputs/jpeg").join(n)).expect("jpeg"))
+            .map(|n| {
+                load_image(&vtde_tests::fixtures_dir().join("inputs/jpeg").join(n)).expect("jpeg")
+            })
             .collect();
         let ours = model.embed_images(&jpegs).expect("embed jpeg");
         let cosine = min_row_cosine(ours.view(), as2(fx.f32("jpeg_image_embeds")).view());
         println!("{name:>18} JPEG files end to end        min cosine {cosine:.7}");
-        assert!(cosine >= FILE_EMBED_COSINE, "{name}: JPEG end to end cosine {cosine}");
+        assert!(
+            cosine >= FILE_EMBED_COSINE,
+            "{name}: JPEG end to end cosine {cosine}"
+        );
     }
 }
 

@@ -153,7 +153,11 @@ pub fn min_row_cosine(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f32 {
     a.outer_iter()
         .zip(b.outer_iter())
         .map(|(x, y)| {
-            let dot: f64 = x.iter().zip(y.iter()).map(|(p, q)| (*p as f64) * (*q as f64)).sum();
+            let dot: f64 = x
+                .iter()
+                .zip(y.iter())
+                .map(|(p, q)| (*p as f64) * (*q as f64))
+                .sum();
             let nx: f64 = x.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
             let ny: f64 = y.iter().map(|q| (*q as f64).powi(2)).sum::<f64>().sqrt();
             (dot / (nx * ny)) as f32

@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// File extensions (lowercase) treated as images when walking directories. Files named
 /// explicitly on the command line are always tried, whatever their extension.
-pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff",
-];
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
 
 /// A path that could not be listed, with the reason.
 #[derive(Debug)]

@@ -57,34 +57,63 @@ fn export_then_score_a_mixed_folder() {
     let fx = Fixture::load("vit-bert-tiny");
     let labels: Vec<&str> = fx.info.texts[..3].iter().map(String::as_str).collect();
     let (_photos, dir) = mixed_folder();
-    let mut args = vec!["score", package.to_str().expect("utf-8"), dir.to_str().expect("utf-8")];
+    let mut args = vec![
+        "score",
+        package.to_str().expect("utf-8"),
+        dir.to_str().expect("utf-8"),
+    ];
     args.push("--labels");
     args.extend(labels.iter().copied());
     let out = vtde(&args);
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
 
-    assert_eq!(out.status.code(), Some(1), "one bad file means exit 1; stderr: {stderr}");
-    assert!(stderr.contains("broken.jpg"), "the bad file is named: {stderr}");
-    assert!(!stderr.contains("hidden"), "hidden files are skipped silently: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "one bad file means exit 1; stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("broken.jpg"),
+        "the bad file is named: {stderr}"
+    );
+    assert!(
+        !stderr.contains("hidden"),
+        "hidden files are skipped silently: {stderr}"
+    );
 
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 4, "header and three rows: {stdout}");
     // "" (the third label) is an empty CSV field.
-    assert_eq!(lines[0], "path,a photo of a cat,A DOG playing in the snow.,");
+    assert_eq!(
+        lines[0],
+        "path,a photo of a cat,A DOG playing in the snow.,"
+    );
     let expected_order = ["a_astronaut.png", "b_coffee.png", "more/c_chelsea.png"];
     let logits = fx.f32("logits_per_image");
-    for (line, (name, fixture_name)) in lines[1..]
-        .iter()
-        .zip(expected_order.iter().zip(["astronaut.png", "coffee.png", "chelsea.png"]))
-    {
+    for (line, (name, fixture_name)) in lines[1..].iter().zip(expected_order.iter().zip([
+        "astronaut.png",
+        "coffee.png",
+        "chelsea.png",
+    ])) {
         let fields: Vec<&str> = line.split(',').collect();
         assert!(Path::new(fields[0]).ends_with(name), "row order: {line}");
-        let probs: Vec<f32> = fields[1..].iter().map(|f| f.parse().expect("a number")).collect();
-        let row = fx.info.images.iter().position(|n| n == fixture_name).expect("image");
+        let probs: Vec<f32> = fields[1..]
+            .iter()
+            .map(|f| f.parse().expect("a number"))
+            .collect();
+        let row = fx
+            .info
+            .images
+            .iter()
+            .position(|n| n == fixture_name)
+            .expect("image");
         let reference: Vec<f32> = (0..3).map(|t| logits[[row, t]]).collect();
         for (ours, theirs) in probs.iter().zip(softmax(&reference)) {
-            assert!((ours - theirs).abs() < 1e-3, "{line}: {ours} vs transformers {theirs}");
+            assert!(
+                (ours - theirs).abs() < 1e-3,
+                "{line}: {ours} vs transformers {theirs}"
+            );
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::checkpoint::{Tensor, Weights};
 use crate::error::{Error, Result};
+use crate::onnx::builder::Precision;
 use crate::onnx::proto::DataType;
 use crate::onnx::{GraphBuilder, Value};
 
@@ -116,19 +117,49 @@ impl<'w> WeightScope<'w> {
         Ok(tensor)
     }
 
-    /// Adds the weight `local` to the graph as an initializer named after it.
+    /// Adds the weight `local` to the graph as an initializer named after it, in the
+    /// graph's activation type.
     pub fn initializer(&self, g: &mut GraphBuilder, local: &str, shape: &[usize]) -> Result<Value> {
         let tensor = self.tensor(local, shape)?;
         Ok(g.weight(&self.name(local), shape, &tensor.data))
     }
+
+    /// Like [`Self::initializer`], but always f32.
+    pub fn initializer_f32(
+        &self,
+        g: &mut GraphBuilder,
+        local: &str,
+        shape: &[usize],
+    ) -> Result<Value> {
+        let tensor = self.tensor(local, shape)?;
+        Ok(g.weight_f32(&self.name(local), shape, &tensor.data))
+    }
 }
 
-/// `y = x·Wᵀ + b`, with `W` stored transposed so that the graph is one `MatMul`.
+/// `y = x·Wᵀ + b`, with `W` stored transposed so that the graph is one `MatMul` (or,
+/// in an int8 graph, one dynamically quantized matmul).
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight_t: Value,
+    weight: LinearWeight,
     bias: Option<Value>,
 }
+
+#[derive(Debug, Clone)]
+enum LinearWeight {
+    /// `Wᵀ` in the graph's float type.
+    Float(Value),
+    /// `Wᵀ` quantized per output column: `Wᵀ ≈ q · scale`, zero points 0.
+    Int8 {
+        q: Value,
+        scale: Value,
+        zero_point: Value,
+    },
+}
+
+/// Largest magnitude of a quantized weight. Seven bits, not eight: ONNX Runtime's AVX2
+/// u8×s8 kernels add pairs of products in i16, which can saturate with full-range
+/// weights (its own quantizer's `reduce_range` exists for the same reason).
+const INT8_WEIGHT_MAX: f32 = 63.0;
 
 impl Linear {
     /// Loads `{module}.weight` (`[out, in]`) and, when `bias`, `{module}.bias`.
@@ -140,27 +171,83 @@ impl Linear {
         out_dim: usize,
         bias: bool,
     ) -> Result<Self> {
-        let weight = w.tensor(&format!("{module}.weight"), &[out_dim, in_dim])?;
-        let weight_t = g.weight(
-            &format!("{}.T", w.name(&format!("{module}.weight"))),
-            &[in_dim, out_dim],
-            &weight.transposed().data,
-        );
+        let name = w.name(&format!("{module}.weight"));
+        let weight_t = w
+            .tensor(&format!("{module}.weight"), &[out_dim, in_dim])?
+            .transposed();
+        let weight = match g.precision() {
+            Precision::Int8 => {
+                let (q, scales) = quantize_columns(&weight_t.data, in_dim, out_dim);
+                LinearWeight::Int8 {
+                    q: g.weight_i8(&format!("{name}.T.int8"), &[in_dim, out_dim], &q),
+                    scale: g.weight(&format!("{name}.T.scale"), &[out_dim], &scales),
+                    zero_point: g.weight_i8(
+                        &format!("{name}.T.zero_point"),
+                        &[out_dim],
+                        &vec![0; out_dim],
+                    ),
+                }
+            }
+            Precision::Fp32 | Precision::Fp16 => LinearWeight::Float(g.weight(
+                &format!("{name}.T"),
+                &[in_dim, out_dim],
+                &weight_t.data,
+            )),
+        };
         let bias = if bias {
             Some(w.initializer(g, &format!("{module}.bias"), &[out_dim])?)
         } else {
             None
         };
-        Ok(Self { weight_t, bias })
+        Ok(Self { weight, bias })
     }
 
     pub fn forward(&self, g: &mut GraphBuilder, x: &Value) -> Value {
-        let y = g.matmul(x, &self.weight_t);
+        let y = match &self.weight {
+            LinearWeight::Float(weight_t) => g.matmul(x, weight_t),
+            LinearWeight::Int8 {
+                q,
+                scale,
+                zero_point,
+            } => {
+                let quantized = g.node_multi("DynamicQuantizeLinear", &[x], vec![], 3);
+                let [xq, x_scale, x_zero_point] = [&quantized[0], &quantized[1], &quantized[2]];
+                let product = g.node("MatMulInteger", &[xq, q, x_zero_point, zero_point], vec![]);
+                let product = g.cast(&product, DataType::Float);
+                let scale = g.mul(x_scale, scale);
+                g.mul(&product, &scale)
+            }
+        };
         match &self.bias {
             Some(b) => g.add(&y, b),
             None => y,
         }
     }
+}
+
+/// Symmetric per-column int8 quantization of a row-major `[rows, cols]` matrix: returns
+/// the quantized values and one scale per column.
+fn quantize_columns(data: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut scales = vec![0f32; cols];
+    for r in 0..rows {
+        for (c, s) in scales.iter_mut().enumerate() {
+            *s = s.max(data[r * cols + c].abs());
+        }
+    }
+    for s in &mut scales {
+        // An all-zero column keeps scale 1 so that nothing divides by zero.
+        *s = if *s > 0.0 { *s / INT8_WEIGHT_MAX } else { 1.0 };
+    }
+    let q = data
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            (x / scales[i % cols])
+                .round()
+                .clamp(-INT8_WEIGHT_MAX, INT8_WEIGHT_MAX) as i8
+        })
+        .collect();
+    (q, scales)
 }
 
 /// Layer normalization over the last axis (`LayerNormalization`, opset 17).
@@ -180,8 +267,8 @@ impl LayerNorm {
         epsilon: f32,
     ) -> Result<Self> {
         Ok(Self {
-            scale: w.initializer(g, &format!("{module}.weight"), &[dim])?,
-            bias: w.initializer(g, &format!("{module}.bias"), &[dim])?,
+            scale: w.initializer_f32(g, &format!("{module}.weight"), &[dim])?,
+            bias: w.initializer_f32(g, &format!("{module}.bias"), &[dim])?,
             epsilon,
         })
     }
@@ -299,7 +386,7 @@ impl Attention {
         // Whether the query, key and value projections have biases (BEiT: key has none).
         qkv_bias: [bool; 3],
     ) -> Result<Self> {
-        if heads == 0 || hidden % heads != 0 {
+        if heads == 0 || !hidden.is_multiple_of(heads) {
             return Err(Error::Config {
                 path: "config.json".into(),
                 problem: format!(
@@ -465,7 +552,8 @@ impl Pooler {
 /// Turns an i64 `[batch, seq]` padding mask (1 = token, 0 = padding) into the additive
 /// `[batch, 1, 1, seq]` mask of transformers: 0 for tokens, the lowest f32 for padding.
 pub fn additive_padding_mask(g: &mut GraphBuilder, attention_mask: &Value) -> Value {
-    let m = g.cast(attention_mask, DataType::Float);
+    let to = g.float_type();
+    let m = g.cast(attention_mask, to);
     let one = g.scalar_f32(1.0);
     let inverted = g.sub(&one, &m);
     let lowest = g.scalar_f32(f32::MIN);

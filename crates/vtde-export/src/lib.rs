@@ -26,6 +26,7 @@ use vtde_runtime::manifest::{
 };
 
 pub use error::{Error, Result};
+pub use onnx::builder::Precision;
 
 use checkpoint::{read_json, ConfigView, Weights};
 use onnx::proto::ModelProto;
@@ -81,7 +82,9 @@ impl VisionTower {
             "beit" => Self::Vit(vit::VitConfig::from_config(cfg, vit::Variant::Beit)?),
             "clip_vision_model" => Self::Clip(clip::ClipVisionConfig::from_config(cfg)?),
             // Older dual encoders carry a whole CLIPConfig here; its vision half is used.
-            "clip" => Self::Clip(clip::ClipVisionConfig::from_config(&cfg.child("vision_config")?)?),
+            "clip" => Self::Clip(clip::ClipVisionConfig::from_config(
+                &cfg.child("vision_config")?,
+            )?),
             _ => {
                 return Err(Error::Unsupported {
                     path: cfg.path.to_owned(),
@@ -108,10 +111,10 @@ impl VisionTower {
         }
     }
 
-    fn build(&self, weights: &Weights, prefix: &str) -> Result<ModelProto> {
+    fn build(&self, weights: &Weights, prefix: &str, precision: Precision) -> Result<ModelProto> {
         match self {
-            Self::Vit(c) => vit::build(c, weights, prefix),
-            Self::Clip(c) => clip::build_vision(c, weights, prefix),
+            Self::Vit(c) => vit::build(c, weights, prefix, precision),
+            Self::Clip(c) => clip::build_vision(c, weights, prefix, precision),
         }
     }
 }
@@ -136,7 +139,9 @@ impl TextTower {
                 Self::Bert(bert::BertConfig::from_config(cfg, bert::Variant::Roberta)?)
             }
             "clip_text_model" => Self::Clip(clip::ClipTextConfig::from_config(cfg)?),
-            "clip" => Self::Clip(clip::ClipTextConfig::from_config(&cfg.child("text_config")?)?),
+            "clip" => Self::Clip(clip::ClipTextConfig::from_config(
+                &cfg.child("text_config")?,
+            )?),
             _ => {
                 let why = if TEXT_WITHOUT_POOLER.contains(&model_type.as_str()) {
                     " (it has no pooled output, so transformers' VisionTextDualEncoderModel \
@@ -194,19 +199,39 @@ impl TextTower {
         }
     }
 
-    fn build(&self, weights: &Weights, prefix: &str) -> Result<ModelProto> {
+    fn build(&self, weights: &Weights, prefix: &str, precision: Precision) -> Result<ModelProto> {
         match self {
-            Self::Bert(c) => bert::build(c, weights, prefix),
-            Self::Clip(c) => clip::build_text(c, weights, prefix),
+            Self::Bert(c) => bert::build(c, weights, prefix, precision),
+            Self::Clip(c) => clip::build_text(c, weights, prefix, precision),
         }
     }
 }
 
-/// Exports the checkpoint in `checkpoint_dir` to a package in `out_dir`, reporting each
-/// step to `progress`.
+/// What to export besides the fp32 graphs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Precision variants of the vision and text graphs to write beside the fp32 ones
+    /// (`vision.int8.onnx`, `text.fp16.onnx`, ...). The projection head stays fp32: it
+    /// is a few small matmuls.
+    pub variants: Vec<Precision>,
+}
+
+/// Exports the checkpoint in `checkpoint_dir` to a package in `out_dir` with the fp32
+/// graphs only, reporting each step to `progress`.
 pub fn export(
     checkpoint_dir: &Path,
     out_dir: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Exported> {
+    export_with(checkpoint_dir, out_dir, &ExportOptions::default(), progress)
+}
+
+/// Exports the checkpoint in `checkpoint_dir` to a package in `out_dir`, with the
+/// variants of `options`, reporting each step to `progress`.
+pub fn export_with(
+    checkpoint_dir: &Path,
+    out_dir: &Path,
+    options: &ExportOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Exported> {
     let config_path = checkpoint_dir.join("config.json");
@@ -244,11 +269,8 @@ pub fn export(
 
     // Read everything that can fail cheaply before the weights.
     let (processor_path, processor_json) = preprocessor::load(checkpoint_dir)?;
-    let image = preprocessor::to_manifest(
-        &processor_path,
-        &processor_json,
-        vision.image_size() as u32,
-    )?;
+    let image =
+        preprocessor::to_manifest(&processor_path, &processor_json, vision.image_size() as u32)?;
     let (tokenizer_bytes, text_preprocess) = tokenizer::load(
         checkpoint_dir,
         text.tokenizer_family(),
@@ -285,13 +307,13 @@ pub fn export(
     progress("building vision.onnx");
     let vision_graph = graph(
         "vision.onnx",
-        vision.build(&weights, "vision_model.")?,
+        vision.build(&weights, "vision_model.", Precision::Fp32)?,
         vision.output_dim(),
     )?;
     progress("building text.onnx");
     let text_graph = graph(
         "text.onnx",
-        text.build(&weights, "text_model.")?,
+        text.build(&weights, "text_model.", Precision::Fp32)?,
         text.output_dim(),
     )?;
     progress("building projection.onnx");
@@ -309,6 +331,19 @@ pub fn export(
         )?,
         projection_dim,
     )?;
+    for &precision in &options.variants {
+        let p = precision.name();
+        progress(&format!("building vision.{p}.onnx"));
+        writer.write_model(
+            &format!("vision.{p}.onnx"),
+            &vision.build(&weights, "vision_model.", precision)?,
+        )?;
+        progress(&format!("building text.{p}.onnx"));
+        writer.write_model(
+            &format!("text.{p}.onnx"),
+            &text.build(&weights, "text_model.", precision)?,
+        )?;
+    }
     writer.write_bytes(tokenizer::TOKENIZER_FILE, &tokenizer_bytes)?;
 
     let manifest = Manifest {

@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
-use vtde_runtime::manifest::{ImagePreprocess, Normalize, ResampleFilter, Resize, ResizeRule, Size};
+use vtde_runtime::manifest::{
+    ImagePreprocess, Normalize, ResampleFilter, Resize, ResizeRule, Size,
+};
 
 use crate::checkpoint::{read_json, ConfigView};
 use crate::error::{Error, Result};
@@ -114,11 +116,15 @@ pub fn to_manifest(path: &Path, json: &Json, image_size: u32) -> Result<ImagePre
     })?;
 
     let resize = if cfg.bool_or("do_resize", true)? {
-        let size = json.get("size").filter(|v| !v.is_null()).unwrap_or(&defaults.size);
+        let size = json
+            .get("size")
+            .filter(|v| !v.is_null())
+            .unwrap_or(&defaults.size);
         let rule = size_rule(&cfg, size, defaults.int_size_is_square)?;
         let code = cfg.usize_or("resample", defaults.resample as usize)? as u32;
-        let filter = ResampleFilter::from_pil_code(code)
-            .ok_or_else(|| cfg.problem("resample", &format!("is {code}, not a PIL filter (0-5)")))?;
+        let filter = ResampleFilter::from_pil_code(code).ok_or_else(|| {
+            cfg.problem("resample", &format!("is {code}, not a PIL filter (0-5)"))
+        })?;
         Some(Resize { rule, filter })
     } else {
         None
@@ -128,7 +134,10 @@ pub fn to_manifest(path: &Path, json: &Json, image_size: u32) -> Result<ImagePre
         // BEiT crops only when asked to; its default crop_size is 224×224.
         let (dh, dw) = defaults.crop.unwrap_or((224, 224));
         Some(match json.get("crop_size").filter(|v| !v.is_null()) {
-            None => Size { height: dh, width: dw },
+            None => Size {
+                height: dh,
+                width: dw,
+            },
             Some(crop) => match size_rule(&cfg, crop, true)? {
                 ResizeRule::Exact { height, width } => Size { height, width },
                 ResizeRule::ShortestEdge { .. } => {
@@ -157,7 +166,13 @@ pub fn to_manifest(path: &Path, json: &Json, image_size: u32) -> Result<ImagePre
     // The size of pixel_values: the crop if any, else an exact resize.
     let out = match (&center_crop, &resize) {
         (Some(crop), _) => *crop,
-        (None, Some(Resize { rule: ResizeRule::Exact { height, width }, .. })) => Size {
+        (
+            None,
+            Some(Resize {
+                rule: ResizeRule::Exact { height, width },
+                ..
+            }),
+        ) => Size {
             height: *height,
             width: *width,
         },
@@ -198,7 +213,10 @@ fn size_rule(cfg: &ConfigView, size: &Json, int_is_square: bool) -> Result<Resiz
     if let Some(n) = size.as_u64() {
         let n = n as u32;
         return Ok(if int_is_square {
-            ResizeRule::Exact { height: n, width: n }
+            ResizeRule::Exact {
+                height: n,
+                width: n,
+            }
         } else {
             ResizeRule::ShortestEdge { shortest_edge: n }
         });
@@ -208,11 +226,17 @@ fn size_rule(cfg: &ConfigView, size: &Json, int_is_square: bool) -> Result<Resiz
     }
     if let Some(shortest_edge) = get("shortest_edge") {
         if get("longest_edge").is_some() {
-            return Err(cfg.problem("size", "has `longest_edge`, which vtde does not support yet"));
+            return Err(cfg.problem(
+                "size",
+                "has `longest_edge`, which vtde does not support yet",
+            ));
         }
         return Ok(ResizeRule::ShortestEdge { shortest_edge });
     }
-    Err(cfg.problem("size", &format!("is {size}; expected height and width, or shortest_edge")))
+    Err(cfg.problem(
+        "size",
+        &format!("is {size}; expected height and width, or shortest_edge"),
+    ))
 }
 
 fn triple(cfg: &ConfigView, key: &str, default: [f32; 3]) -> Result<[f32; 3]> {
@@ -223,7 +247,11 @@ fn triple(cfg: &ConfigView, key: &str, default: [f32; 3]) -> Result<[f32; 3]> {
             Ok([x, x, x])
         }
         Some(Json::Array(items)) => {
-            let xs: Vec<f32> = items.iter().filter_map(Json::as_f64).map(|x| x as f32).collect();
+            let xs: Vec<f32> = items
+                .iter()
+                .filter_map(Json::as_f64)
+                .map(|x| x as f32)
+                .collect();
             match xs.as_slice() {
                 [a, b, c] => Ok([*a, *b, *c]),
                 _ => Err(cfg.problem(key, "should have three numbers (R, G, B)")),

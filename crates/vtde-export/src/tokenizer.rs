@@ -19,11 +19,12 @@ use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::bpe::BPE;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::{
-    bert::BertNormalizer, replace::Replace, replace::ReplacePattern, unicode::NFC, utils::Lowercase, utils::Sequence,
+    bert::BertNormalizer, replace::Replace, replace::ReplacePattern, unicode::NFC,
+    utils::Lowercase, utils::Sequence,
 };
 use tokenizers::pre_tokenizers::{
-    bert::BertPreTokenizer, byte_level::ByteLevel, sequence::Sequence as PreSequence,
-    split::Split, split::SplitPattern,
+    bert::BertPreTokenizer, byte_level::ByteLevel, sequence::Sequence as PreSequence, split::Split,
+    split::SplitPattern,
 };
 use tokenizers::processors::{roberta::RobertaProcessing, template::TemplateProcessing};
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
@@ -123,12 +124,14 @@ fn build(dir: &Path, family: TokenizerFamily) -> Result<String> {
     let vocab_txt = dir.join("vocab.txt");
     let vocab_json = dir.join("vocab.json");
     let merges = dir.join("merges.txt");
-    let missing = |needs: &str| Error::MissingFile {
+    let missing = |needs: &str| {
+        Error::MissingFile {
         path: dir.join(TOKENIZER_FILE),
         hint: format!(
             "the checkpoint has no tokenizer.json and no {needs} to build one from; save the \
              tokenizer with transformers (`AutoTokenizer.from_pretrained(dir).save_pretrained(dir)`)"
         ),
+    }
     };
     let tokenizer = match family {
         TokenizerFamily::Bert => {
@@ -194,7 +197,10 @@ fn bert_wordpiece(vocab: &Path, config: &Json) -> Result<Tokenizer> {
     tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
     tokenizer.with_decoder(Some(WordPieceDecoder::default()));
     add_specials(&mut tokenizer, &[&pad, &unk, &cls, &sep, &mask]);
-    let (cls_id, sep_id) = (id_of(&tokenizer, &cls, vocab)?, id_of(&tokenizer, &sep, vocab)?);
+    let (cls_id, sep_id) = (
+        id_of(&tokenizer, &cls, vocab)?,
+        id_of(&tokenizer, &sep, vocab)?,
+    );
     let template = TemplateProcessing::builder()
         .try_single(format!("{cls}:0 $A:0 {sep}:0"))
         .and_then(|b| b.try_pair(format!("{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1")))
@@ -242,7 +248,10 @@ fn clip_bpe(vocab: &Path, merges: &Path, config: &Json) -> Result<Tokenizer> {
     ])));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
     add_specials(&mut tokenizer, &[&unk, &bos, &eos, &pad]);
-    let (eos_id, bos_id) = (id_of(&tokenizer, &eos, vocab)?, id_of(&tokenizer, &bos, vocab)?);
+    let (eos_id, bos_id) = (
+        id_of(&tokenizer, &eos, vocab)?,
+        id_of(&tokenizer, &bos, vocab)?,
+    );
     tokenizer.with_post_processor(Some(
         RobertaProcessing::new((eos, eos_id), (bos, bos_id))
             .trim_offsets(false)
@@ -275,7 +284,10 @@ fn roberta_bpe(vocab: &Path, merges: &Path, config: &Json) -> Result<Tokenizer> 
     tokenizer.with_pre_tokenizer(Some(ByteLevel::new(add_prefix_space, true, true)));
     tokenizer.with_decoder(Some(ByteLevelDecoder::default()));
     add_specials(&mut tokenizer, &[&bos, &eos, &sep, &cls, &unk, &pad, &mask]);
-    let (sep_id, cls_id) = (id_of(&tokenizer, &sep, vocab)?, id_of(&tokenizer, &cls, vocab)?);
+    let (sep_id, cls_id) = (
+        id_of(&tokenizer, &sep, vocab)?,
+        id_of(&tokenizer, &cls, vocab)?,
+    );
     tokenizer.with_post_processor(Some(
         RobertaProcessing::new((sep, sep_id), (cls, cls_id))
             .trim_offsets(trim_offsets)

@@ -66,10 +66,38 @@ impl Attr {
     }
 }
 
+/// The numeric precision a graph is emitted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    Fp32,
+    /// Weights and activations in f16, for GPU execution providers. Layer norm and
+    /// softmax run in f32 (their sums overflow f16), and the graph's inputs and outputs
+    /// stay f32, so the package contract does not change.
+    Fp16,
+    /// The linear layers' weights in int8 (symmetric, per output channel), activations
+    /// quantized on the fly (`DynamicQuantizeLinear` → `MatMulInteger`, the pattern ONNX
+    /// Runtime fuses into its dynamic-quantized matmul kernel); everything else f32.
+    Int8,
+}
+
+impl Precision {
+    /// The name used in manifests and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Fp16 => "fp16",
+            Self::Int8 => "int8",
+        }
+    }
+}
+
 /// Builds one ONNX graph.
 #[derive(Debug)]
 pub struct GraphBuilder {
     name: String,
+    precision: Precision,
     scope: Vec<String>,
     counter: usize,
     nodes: Vec<NodeProto>,
@@ -79,10 +107,16 @@ pub struct GraphBuilder {
 }
 
 impl GraphBuilder {
-    /// Starts an empty graph called `name`.
+    /// Starts an empty graph called `name`, in f32.
     pub fn new(name: &str) -> Self {
+        Self::with_precision(name, Precision::Fp32)
+    }
+
+    /// Starts an empty graph called `name` in `precision`.
+    pub fn with_precision(name: &str, precision: Precision) -> Self {
         Self {
             name: name.to_owned(),
+            precision,
             scope: Vec::new(),
             counter: 0,
             nodes: Vec::new(),
@@ -109,14 +143,40 @@ impl GraphBuilder {
         }
     }
 
-    /// Declares a graph input.
-    pub fn input(&mut self, name: &str, elem: DataType, dims: &[Dim]) -> Value {
-        self.inputs.push(value_info(name, elem, dims));
-        Value(name.to_owned())
+    /// The graph's precision.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
-    /// Declares `value` as a graph output called `name`.
+    /// The element type of activations: f16 in an fp16 graph, else f32.
+    pub fn float_type(&self) -> DataType {
+        match self.precision {
+            Precision::Fp16 => DataType::Float16,
+            Precision::Fp32 | Precision::Int8 => DataType::Float,
+        }
+    }
+
+    /// Declares a graph input. An f32 input of an fp16 graph is cast to f16 on entry.
+    pub fn input(&mut self, name: &str, elem: DataType, dims: &[Dim]) -> Value {
+        self.inputs.push(value_info(name, elem, dims));
+        let value = Value(name.to_owned());
+        if elem == DataType::Float && self.float_type() != DataType::Float {
+            let to = self.float_type();
+            return self.cast(&value, to);
+        }
+        value
+    }
+
+    /// Declares `value` as a graph output called `name`. An f32 output of an fp16 graph
+    /// is cast back to f32 on exit.
     pub fn output(&mut self, value: &Value, name: &str, elem: DataType, dims: &[Dim]) {
+        let cast;
+        let value = if elem == DataType::Float && self.float_type() != DataType::Float {
+            cast = self.cast(value, DataType::Float);
+            &cast
+        } else {
+            value
+        };
         if value.0 != name {
             self.nodes.push(NodeProto {
                 input: vec![value.0.clone()],
@@ -129,13 +189,37 @@ impl GraphBuilder {
         self.outputs.push(value_info(name, elem, dims));
     }
 
-    /// Adds an f32 initializer (a weight) under its own, unique, name.
+    /// Adds a weight under its own, unique, name, in the activation type
+    /// ([`Self::float_type`]).
     pub fn weight(&mut self, name: &str, dims: &[usize], data: &[f32]) -> Value {
+        match self.float_type() {
+            DataType::Float16 => {
+                // Out-of-range values saturate to ±65504 rather than become infinite
+                // (the additive mask's lowest f32, notably).
+                let raw = data
+                    .iter()
+                    .flat_map(|&x| half::f16::from_f32(x.clamp(-65504.0, 65504.0)).to_le_bytes())
+                    .collect();
+                self.push_initializer(name, DataType::Float16, dims, raw)
+            }
+            _ => self.weight_f32(name, dims, data),
+        }
+    }
+
+    /// Adds an f32 weight whatever the graph's precision (layer norm parameters, which
+    /// always run in f32).
+    pub fn weight_f32(&mut self, name: &str, dims: &[usize], data: &[f32]) -> Value {
         let raw = data.iter().flat_map(|x| x.to_le_bytes()).collect();
         self.push_initializer(name, DataType::Float, dims, raw)
     }
 
-    /// Adds a small f32 constant with a generated name.
+    /// Adds an int8 weight.
+    pub fn weight_i8(&mut self, name: &str, dims: &[usize], data: &[i8]) -> Value {
+        let raw = data.iter().map(|&x| x as u8).collect();
+        self.push_initializer(name, DataType::Int8, dims, raw)
+    }
+
+    /// Adds a small constant in the activation type, with a generated name.
     pub fn const_f32(&mut self, dims: &[usize], data: &[f32]) -> Value {
         let name = self.fresh_name("const");
         self.weight(&name, dims, data)
@@ -182,6 +266,27 @@ impl GraphBuilder {
             ..Default::default()
         });
         output
+    }
+
+    /// Adds a node with `outputs` outputs and returns them.
+    pub fn node_multi(
+        &mut self,
+        op_type: &str,
+        inputs: &[&Value],
+        attrs: Vec<Attr>,
+        outputs: usize,
+    ) -> Vec<Value> {
+        let name = self.fresh_name(op_type);
+        let outs: Vec<Value> = (0..outputs).map(|i| Value(format!("{name}:{i}"))).collect();
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|v| v.0.clone()).collect(),
+            output: outs.iter().map(|v| v.0.clone()).collect(),
+            name,
+            op_type: op_type.to_owned(),
+            attribute: attrs.into_iter().map(|a| a.0).collect(),
+            ..Default::default()
+        });
+        outs
     }
 
     /// Finishes the graph into a model that imports [`OPSET`].
@@ -242,8 +347,23 @@ impl GraphBuilder {
         self.node(op_type, &[x], vec![])
     }
 
+    /// Softmax; in f32 even in an fp16 graph (its sum overflows f16).
     pub fn softmax(&mut self, x: &Value, axis: i64) -> Value {
-        self.node("Softmax", &[x], vec![Attr::int("axis", axis)])
+        self.in_f32(x, |g, x| {
+            g.node("Softmax", &[x], vec![Attr::int("axis", axis)])
+        })
+    }
+
+    /// Runs `body` on `x` in f32: in an fp16 graph, `x` is cast to f32 and the result
+    /// back to f16.
+    fn in_f32(&mut self, x: &Value, body: impl FnOnce(&mut Self, &Value) -> Value) -> Value {
+        if self.float_type() == DataType::Float {
+            return body(self, x);
+        }
+        let wide = self.cast(x, DataType::Float);
+        let y = body(self, &wide);
+        let to = self.float_type();
+        self.cast(&y, to)
     }
 
     pub fn transpose(&mut self, x: &Value, perm: &[i64]) -> Value {
@@ -322,15 +442,23 @@ impl GraphBuilder {
     }
 
     pub fn gather_elements(&mut self, data: &Value, indices: &Value, axis: i64) -> Value {
-        self.node("GatherElements", &[data, indices], vec![Attr::int("axis", axis)])
+        self.node(
+            "GatherElements",
+            &[data, indices],
+            vec![Attr::int("axis", axis)],
+        )
     }
 
+    /// Layer normalization over the last axis, in f32 even in an fp16 graph (`scale` and
+    /// `bias` must be f32 weights: [`Self::weight_f32`]).
     pub fn layer_norm(&mut self, x: &Value, scale: &Value, bias: &Value, epsilon: f32) -> Value {
-        self.node(
-            "LayerNormalization",
-            &[x, scale, bias],
-            vec![Attr::int("axis", -1), Attr::float("epsilon", epsilon)],
-        )
+        self.in_f32(x, |g, x| {
+            g.node(
+                "LayerNormalization",
+                &[x, scale, bias],
+                vec![Attr::int("axis", -1), Attr::float("epsilon", epsilon)],
+            )
+        })
     }
 
     /// A 2-D convolution with `kernel` and `stride` and no padding.

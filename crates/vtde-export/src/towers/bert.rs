@@ -19,6 +19,7 @@ use crate::layers::{
     additive_padding_mask, Activation, Attention, AttentionNames, EncoderLayer, LayerNorm, Mlp,
     NormPlacement, Pooler, WeightScope,
 };
+use crate::onnx::builder::Precision;
 use crate::onnx::proto::DataType;
 use crate::onnx::proto::ModelProto;
 use crate::onnx::{Dim, GraphBuilder};
@@ -100,9 +101,14 @@ impl BertConfig {
 }
 
 /// Builds `text.onnx` from the weights under `prefix` (e.g. `text_model.`).
-pub fn build(c: &BertConfig, weights: &Weights, prefix: &str) -> Result<ModelProto> {
+pub fn build(
+    c: &BertConfig,
+    weights: &Weights,
+    prefix: &str,
+    precision: Precision,
+) -> Result<ModelProto> {
     let w = WeightScope::new(weights, prefix, &[]);
-    let mut g = GraphBuilder::new("text");
+    let mut g = GraphBuilder::with_precision("text", precision);
     let h = c.hidden_size;
     let dims = [Dim::Dynamic("batch"), Dim::Dynamic("sequence")];
     let input_ids = g.input(names::INPUT_IDS, DataType::Int64, &dims);
@@ -114,8 +120,11 @@ pub fn build(c: &BertConfig, weights: &Weights, prefix: &str) -> Result<ModelPro
     let embeddings = g.scoped("embeddings", |g| -> Result<_> {
         let e = w.child("embeddings");
         let words = e.initializer(g, "word_embeddings.weight", &[c.vocab_size, h])?;
-        let positions =
-            e.initializer(g, "position_embeddings.weight", &[c.max_position_embeddings, h])?;
+        let positions = e.initializer(
+            g,
+            "position_embeddings.weight",
+            &[c.max_position_embeddings, h],
+        )?;
         let types = e.initializer(g, "token_type_embeddings.weight", &[c.type_vocab_size, h])?;
         let x = g.gather(&words, &input_ids, 0);
         let type_embedding = match &token_type_ids {

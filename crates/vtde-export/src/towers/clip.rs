@@ -17,6 +17,7 @@ use crate::layers::{
     additive_padding_mask, first_token, Activation, Attention, AttentionNames, EncoderLayer,
     LayerNorm, Mlp, NormPlacement, WeightScope,
 };
+use crate::onnx::builder::Precision;
 use crate::onnx::proto::{DataType, ModelProto};
 use crate::onnx::{Dim, GraphBuilder, Value};
 
@@ -119,10 +120,15 @@ impl ClipVisionConfig {
 
 /// Builds `vision.onnx` for a CLIP vision tower saved under `prefix`, or under
 /// `{prefix}vision_model.` as transformers 4 saved it inside a dual encoder.
-pub fn build_vision(c: &ClipVisionConfig, weights: &Weights, prefix: &str) -> Result<ModelProto> {
-    let w = WeightScope::new(weights, prefix, &[])
-        .with_alt_prefix(&format!("{prefix}vision_model."));
-    let mut g = GraphBuilder::new("vision");
+pub fn build_vision(
+    c: &ClipVisionConfig,
+    weights: &Weights,
+    prefix: &str,
+    precision: Precision,
+) -> Result<ModelProto> {
+    let w =
+        WeightScope::new(weights, prefix, &[]).with_alt_prefix(&format!("{prefix}vision_model."));
+    let mut g = GraphBuilder::with_precision("vision", precision);
     let (h, p, s) = (c.encoder.hidden_size, c.patch_size, c.image_size);
     let pixels = g.input(
         names::PIXEL_VALUES,
@@ -162,7 +168,10 @@ pub fn build_vision(c: &ClipVisionConfig, weights: &Weights, prefix: &str) -> Re
         DataType::Float,
         &[Dim::Dynamic("batch"), Dim::Fixed(h as i64)],
     );
-    Ok(g.finish("vtde vision tower (CLIP): pixel_values → pooled output", &[]))
+    Ok(g.finish(
+        "vtde vision tower (CLIP): pixel_values → pooled output",
+        &[],
+    ))
 }
 
 /// A `CLIPTextConfig`.
@@ -195,10 +204,14 @@ impl ClipTextConfig {
 
 /// Builds `text.onnx` for a CLIP text tower saved under `prefix` (or
 /// `{prefix}text_model.`, as transformers 4 saved it inside a dual encoder).
-pub fn build_text(c: &ClipTextConfig, weights: &Weights, prefix: &str) -> Result<ModelProto> {
-    let w = WeightScope::new(weights, prefix, &[])
-        .with_alt_prefix(&format!("{prefix}text_model."));
-    let mut g = GraphBuilder::new("text");
+pub fn build_text(
+    c: &ClipTextConfig,
+    weights: &Weights,
+    prefix: &str,
+    precision: Precision,
+) -> Result<ModelProto> {
+    let w = WeightScope::new(weights, prefix, &[]).with_alt_prefix(&format!("{prefix}text_model."));
+    let mut g = GraphBuilder::with_precision("text", precision);
     let h = c.encoder.hidden_size;
     let p = c.max_position_embeddings;
     let dims = [Dim::Dynamic("batch"), Dim::Dynamic("sequence")];
@@ -235,8 +248,8 @@ pub fn build_text(c: &ClipTextConfig, weights: &Weights, prefix: &str) -> Result
     let x = c.encoder.forward(&mut g, &w, embeddings, Some(&mask))?;
 
     let pooled = g.scoped("pooler", |g| -> Result<_> {
-        let x = LayerNorm::load(g, &w, "final_layer_norm", h, c.encoder.layer_norm_eps)?
-            .forward(g, &x);
+        let x =
+            LayerNorm::load(g, &w, "final_layer_norm", h, c.encoder.layer_norm_eps)?.forward(g, &x);
         // Index of the pooled token per row; ArgMax takes the first maximum, as torch does.
         let key = if c.pools_at_argmax() {
             g.cast(&input_ids, DataType::Int32)
@@ -260,5 +273,8 @@ pub fn build_text(c: &ClipTextConfig, weights: &Weights, prefix: &str) -> Result
         DataType::Float,
         &[Dim::Dynamic("batch"), Dim::Fixed(h as i64)],
     );
-    Ok(g.finish("vtde text tower (CLIP): token ids → pooled output at end of text", &[]))
+    Ok(g.finish(
+        "vtde text tower (CLIP): token ids → pooled output at end of text",
+        &[],
+    ))
 }

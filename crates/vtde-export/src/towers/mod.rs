@@ -16,7 +16,10 @@ pub(crate) fn activation(cfg: &ConfigView, key: &str, default: &str) -> Result<A
     Activation::from_hf(&name).ok_or_else(|| {
         cfg.problem(
             key,
-            &format!("is `{name}`, which vtde does not support (supported: {})", Activation::SUPPORTED),
+            &format!(
+                "is `{name}`, which vtde does not support (supported: {})",
+                Activation::SUPPORTED
+            ),
         )
     })
 }

@@ -37,8 +37,22 @@ pub fn build(c: &ProjectionConfig, weights: &Weights) -> Result<ModelProto> {
         DataType::Float,
         &[Dim::Dynamic("texts"), Dim::Fixed(c.text_dim as i64)],
     );
-    let visual = Linear::load(&mut g, &w, c.visual_module, c.vision_dim, c.projection_dim, false)?;
-    let textual = Linear::load(&mut g, &w, c.text_module, c.text_dim, c.projection_dim, false)?;
+    let visual = Linear::load(
+        &mut g,
+        &w,
+        c.visual_module,
+        c.vision_dim,
+        c.projection_dim,
+        false,
+    )?;
+    let textual = Linear::load(
+        &mut g,
+        &w,
+        c.text_module,
+        c.text_dim,
+        c.projection_dim,
+        false,
+    )?;
     let image_embeds = visual.forward(&mut g, &image);
     let text_embeds = textual.forward(&mut g, &text);
     let p = c.projection_dim as i64;
@@ -54,5 +68,8 @@ pub fn build(c: &ProjectionConfig, weights: &Weights) -> Result<ModelProto> {
         DataType::Float,
         &[Dim::Dynamic("texts"), Dim::Fixed(p)],
     );
-    Ok(g.finish("vtde projection head: pooled features → embeddings (not normalized)", &[]))
+    Ok(g.finish(
+        "vtde projection head: pooled features → embeddings (not normalized)",
+        &[],
+    ))
 }

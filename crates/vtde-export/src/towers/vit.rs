@@ -22,6 +22,7 @@ use crate::layers::{
     first_token, Activation, Attention, AttentionNames, EncoderLayer, LayerNorm, Mlp,
     NormPlacement, Pooler, WeightScope,
 };
+use crate::onnx::builder::Precision;
 use crate::onnx::proto::{DataType, ModelProto};
 use crate::onnx::{Dim, GraphBuilder, Value};
 
@@ -56,7 +57,10 @@ pub enum RelativeBias {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pooling {
     /// `act(dense(layernorm(x)[:, 0]))` (ViT, DeiT).
-    DenseOnClassToken { out_dim: usize, activation: Activation },
+    DenseOnClassToken {
+        out_dim: usize,
+        activation: Activation,
+    },
     /// `layernorm(mean(x[:, 1:]))` with the pooler's own layer norm (BEiT mean pooling).
     MeanOfPatches,
     /// `layernorm(x)[:, 0]` (BEiT without mean pooling).
@@ -173,9 +177,14 @@ impl VitConfig {
 }
 
 /// Builds `vision.onnx` from the weights under `prefix` (e.g. `vision_model.`).
-pub fn build(c: &VitConfig, weights: &Weights, prefix: &str) -> Result<ModelProto> {
+pub fn build(
+    c: &VitConfig,
+    weights: &Weights,
+    prefix: &str,
+    precision: Precision,
+) -> Result<ModelProto> {
     let w = WeightScope::new(weights, prefix, RENAMES);
-    let mut g = GraphBuilder::new("vision");
+    let mut g = GraphBuilder::with_precision("vision", precision);
     let (h, p, s) = (c.hidden_size, c.patch_size, c.image_size);
     let pixels = g.input(
         names::PIXEL_VALUES,
@@ -287,11 +296,13 @@ pub fn build(c: &VitConfig, weights: &Weights, prefix: &str) -> Result<ModelProt
 
     let pooled = g.scoped("pooler", |g| -> Result<_> {
         Ok(match c.pooling {
-            Pooling::DenseOnClassToken { out_dim, activation } => {
+            Pooling::DenseOnClassToken {
+                out_dim,
+                activation,
+            } => {
                 let sequence =
                     LayerNorm::load(g, &w, "layernorm", h, c.layer_norm_eps)?.forward(g, &x);
-                Pooler::load(g, &w, "pooler.dense", h, out_dim, activation)?
-                    .forward(g, &sequence)
+                Pooler::load(g, &w, "pooler.dense", h, out_dim, activation)?.forward(g, &sequence)
             }
             Pooling::ClassToken => {
                 let sequence =

@@ -1,0 +1,550 @@
+//! The public entry point: a loaded package, ready to embed images and texts and to
+//! score them.
+//!
+//! [`Model`] is `Send + Sync` and every method takes `&self`: one model serves many
+//! threads. Preprocessing runs on the calling thread; graph runs go through per-graph
+//! [`SessionPool`]s (see [`crate::session`]).
+//!
+//! The lower-level steps are public too, so that a caller can overlap decoding,
+//! preprocessing and inference, or compare intermediate values with transformers:
+//! [`Model::preprocess_images`] → [`Model::image_features`] → [`Model::project`] →
+//! [`l2_normalize`](crate::similarity::l2_normalize) is what [`Model::embed_images`]
+//! does, in batches of [`RuntimeOptions::batch_size`].
+//!
+//! Empty inputs are fine everywhere: zero images or texts give `[0, D]` arrays without
+//! running a graph.
+
+use std::path::{Path, PathBuf};
+
+use image::DynamicImage;
+use ndarray::{concatenate, Array2, Array4, ArrayView2, ArrayView4, Axis, CowArray};
+use ort::value::TensorRef;
+
+use crate::error::{Error, GraphKind, Result};
+use crate::manifest::{names, Manifest};
+use crate::onnxruntime::{self, OnnxRuntime};
+use crate::package::Package;
+use crate::preprocess::{ImagePreprocessor, TextBatch, TextTokenizer};
+use crate::session::{
+    run_f32_2d, ExecutionProvider, GraphContract, OptimizationLevel, SessionConfig, SessionPool,
+};
+use crate::similarity::{self, Scores};
+
+/// How a [`Model`] is opened and run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// The ONNX Runtime library file (or a folder holding it). `None` searches
+    /// `ORT_DYLIB_PATH`, beside the executable and the project cache (see
+    /// [`crate::onnxruntime`]).
+    pub onnxruntime_library: Option<PathBuf>,
+    /// Threads inside one operator, per session (ONNX Runtime's default: one per
+    /// physical core).
+    pub intra_op_threads: Option<usize>,
+    /// Threads running independent operators at once; more than 1 turns on parallel
+    /// execution.
+    pub inter_op_threads: Option<usize>,
+    /// Most sessions per graph, created only when that many threads run the graph at
+    /// once. `None`: 2. Each session holds its own copy of the graph's weights.
+    pub max_sessions_per_graph: Option<usize>,
+    /// ONNX Runtime's graph optimization level.
+    pub optimization_level: OptimizationLevel,
+    /// Execution providers to try before the CPU, in order (empty: CPU only).
+    pub execution_providers: Vec<ExecutionProvider>,
+    /// Fall back to the next provider (finally the CPU) when a listed execution provider
+    /// cannot start; when false that is an error.
+    pub fallback_to_cpu: bool,
+    /// Check each graph's sha256 against the manifest when opening (default true).
+    pub verify_checksums: bool,
+    /// Items per graph run in [`Model::embed_images`] and [`Model::embed_texts`]
+    /// (default 32; at least 1).
+    pub batch_size: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            onnxruntime_library: None,
+            intra_op_threads: None,
+            inter_op_threads: None,
+            max_sessions_per_graph: None,
+            optimization_level: OptimizationLevel::All,
+            execution_providers: Vec::new(),
+            fallback_to_cpu: true,
+            verify_checksums: true,
+            batch_size: 32,
+        }
+    }
+}
+
+impl RuntimeOptions {
+    fn session_config(&self) -> SessionConfig {
+        let defaults = SessionConfig::default();
+        SessionConfig {
+            intra_op_threads: self.intra_op_threads,
+            inter_op_threads: self.inter_op_threads,
+            optimization_level: self.optimization_level,
+            execution_providers: self.execution_providers.clone(),
+            fallback_to_cpu: self.fallback_to_cpu,
+            max_sessions: self.max_sessions_per_graph.unwrap_or(defaults.max_sessions),
+        }
+    }
+}
+
+/// A loaded model package. See the module documentation.
+#[derive(Debug)]
+pub struct Model {
+    package: Package,
+    runtime: &'static OnnxRuntime,
+    image: ImagePreprocessor,
+    tokenizer: TextTokenizer,
+    vision: SessionPool,
+    text: SessionPool,
+    projection: SessionPool,
+    batch_size: usize,
+}
+
+impl Model {
+    /// Opens the package in `package_dir`: reads and checks the manifest, verifies the
+    /// graphs' checksums (unless turned off), loads the tokenizer and ONNX Runtime, and
+    /// creates one session per graph, checking each graph's inputs and outputs. Checksums
+    /// and sessions are done in parallel.
+    pub fn open(package_dir: impl AsRef<Path>, options: &RuntimeOptions) -> Result<Self> {
+        let package = Package::open_with(package_dir.as_ref(), false)?;
+        let manifest = package.manifest();
+        let tokenizer = TextTokenizer::from_file(&package.tokenizer_path(), &manifest.text)?;
+        let image = ImagePreprocessor::new(&manifest.image);
+        let runtime = onnxruntime::load(options.onnxruntime_library.as_deref())?;
+        let config = options.session_config();
+
+        let contracts = [
+            (
+                GraphKind::Vision,
+                GraphContract {
+                    inputs: vec![names::PIXEL_VALUES.into()],
+                    outputs: vec![names::IMAGE_FEATURES.into()],
+                },
+            ),
+            (
+                GraphKind::Text,
+                GraphContract {
+                    inputs: manifest.text.inputs.clone(),
+                    outputs: vec![names::TEXT_FEATURES.into()],
+                },
+            ),
+            (
+                GraphKind::Projection,
+                GraphContract {
+                    inputs: vec![names::IMAGE_FEATURES.into(), names::TEXT_FEATURES.into()],
+                    outputs: vec![names::IMAGE_EMBEDS.into(), names::TEXT_EMBEDS.into()],
+                },
+            ),
+        ];
+        let (checksums, pools) = std::thread::scope(|scope| {
+            let checksums = options
+                .verify_checksums
+                .then(|| scope.spawn(|| package.verify_checksums()));
+            let pools: Vec<_> = contracts
+                .into_iter()
+                .map(|(kind, contract)| {
+                    let path = package.graph_path(kind);
+                    let config = &config;
+                    scope.spawn(move || SessionPool::new(runtime, kind, &path, config, contract))
+                })
+                .collect();
+            let join_failed = |what: &str| Error::OnnxRuntimeInit {
+                path: runtime.library_path().to_path_buf(),
+                message: format!("{what} thread panicked"),
+            };
+            let checksums = match checksums {
+                Some(h) => h.join().unwrap_or_else(|_| Err(join_failed("checksum"))),
+                None => Ok(()),
+            };
+            let pools: Vec<Result<SessionPool>> = pools
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(join_failed("session"))))
+                .collect();
+            (checksums, pools)
+        });
+        // A damaged package is the more useful message than whatever ONNX Runtime said
+        // about the damaged graph.
+        checksums?;
+        let mut pools = pools.into_iter();
+        let mut next = || {
+            pools.next().unwrap_or_else(|| {
+                Err(Error::OnnxRuntimeInit {
+                    path: runtime.library_path().to_path_buf(),
+                    message: "session pool missing".into(),
+                })
+            })
+        };
+        let vision = next()?;
+        let text = next()?;
+        let projection = next()?;
+        Ok(Model {
+            package,
+            runtime,
+            image,
+            tokenizer,
+            vision,
+            text,
+            projection,
+            batch_size: options.batch_size.max(1),
+        })
+    }
+
+    /// The package manifest.
+    pub fn manifest(&self) -> &Manifest {
+        self.package.manifest()
+    }
+
+    /// The package directory.
+    pub fn package_dir(&self) -> &Path {
+        self.package.dir()
+    }
+
+    /// The ONNX Runtime library in use.
+    pub fn onnxruntime_library(&self) -> &Path {
+        self.runtime.library_path()
+    }
+
+    /// The image preprocessor (for preprocessing batch items on several threads with
+    /// [`ImagePreprocessor::preprocess_into`]).
+    pub fn image_preprocessor(&self) -> &ImagePreprocessor {
+        &self.image
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// Number of sessions created so far for a graph.
+    pub fn sessions_created(&self, graph: GraphKind) -> usize {
+        match graph {
+            GraphKind::Vision => self.vision.sessions_created(),
+            GraphKind::Text => self.text.sessions_created(),
+            GraphKind::Projection => self.projection.sessions_created(),
+        }
+    }
+
+    /// Images → `pixel_values`, `[n, 3, height, width]`.
+    pub fn preprocess_images(&self, images: &[DynamicImage]) -> Result<Array4<f32>> {
+        self.image.preprocess_batch(images)
+    }
+
+    /// Texts → `input_ids`, `attention_mask`, `token_type_ids`, padded to the longest.
+    pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<TextBatch> {
+        self.tokenizer.tokenize(texts)
+    }
+
+    /// Runs `vision.onnx`: `pixel_values` `[n, 3, H, W]` → `image_features` `[n, Dv]`.
+    pub fn image_features(&self, pixel_values: ArrayView4<'_, f32>) -> Result<Array2<f32>> {
+        let m = self.manifest();
+        let (h, w) = (m.image.height as usize, m.image.width as usize);
+        let shape = pixel_values.shape();
+        if shape[1..] != [3, h, w] {
+            return Err(Error::bad_shape(
+                "pixel_values",
+                format!("[n, 3, {h}, {w}]"),
+                shape,
+            ));
+        }
+        let dv = m.graphs.vision.output_dim;
+        let n = shape[0];
+        if n == 0 {
+            return Ok(Array2::zeros((0, dv)));
+        }
+        let pixels: CowArray<'_, f32, _> = pixel_values.as_standard_layout();
+        let out = self.vision.with_session(|session| {
+            let input = tensor(GraphKind::Vision, &pixels)?;
+            run_f32_2d(
+                GraphKind::Vision,
+                session,
+                vec![(names::PIXEL_VALUES, input.into())],
+                &[names::IMAGE_FEATURES],
+            )
+        })?;
+        take_one(GraphKind::Vision, out, names::IMAGE_FEATURES, (n, dv))
+    }
+
+    /// Runs `text.onnx` on a tokenized batch → `text_features` `[m, Dt]`.
+    /// `token_type_ids` is fed only when the manifest lists it as a text input.
+    pub fn text_features(&self, batch: &TextBatch) -> Result<Array2<f32>> {
+        let m = self.manifest();
+        let dt = m.graphs.text.output_dim;
+        let shape = batch.input_ids.shape();
+        for (what, a) in [
+            ("attention_mask", &batch.attention_mask),
+            ("token_type_ids", &batch.token_type_ids),
+        ] {
+            if a.shape() != shape {
+                return Err(Error::bad_shape(
+                    what,
+                    format!("{shape:?} like input_ids"),
+                    a.shape(),
+                ));
+            }
+        }
+        let (n, seq) = (shape[0], shape[1]);
+        if n == 0 {
+            return Ok(Array2::zeros((0, dt)));
+        }
+        if seq == 0 || seq > m.text.max_length {
+            return Err(Error::bad_shape(
+                "input_ids",
+                format!("[m, 1..={}]", m.text.max_length),
+                shape,
+            ));
+        }
+        let with_types = m.text.inputs.iter().any(|i| i == names::TOKEN_TYPE_IDS);
+        let ids = batch.input_ids.as_standard_layout();
+        let mask = batch.attention_mask.as_standard_layout();
+        let types = batch.token_type_ids.as_standard_layout();
+        let out = self.text.with_session(|session| {
+            let mut inputs = vec![
+                (names::INPUT_IDS, tensor(GraphKind::Text, &ids)?.into()),
+                (
+                    names::ATTENTION_MASK,
+                    tensor(GraphKind::Text, &mask)?.into(),
+                ),
+            ];
+            if with_types {
+                inputs.push((
+                    names::TOKEN_TYPE_IDS,
+                    tensor(GraphKind::Text, &types)?.into(),
+                ));
+            }
+            run_f32_2d(GraphKind::Text, session, inputs, &[names::TEXT_FEATURES])
+        })?;
+        take_one(GraphKind::Text, out, names::TEXT_FEATURES, (n, dt))
+    }
+
+    /// Runs `projection.onnx`: image features `[n, Dv]` and text features `[m, Dt]` →
+    /// `(image_embeds [n, P], text_embeds [m, P])`, projected but not normalized. Either
+    /// `n` or `m` may be 0.
+    pub fn project(
+        &self,
+        image_features: ArrayView2<'_, f32>,
+        text_features: ArrayView2<'_, f32>,
+    ) -> Result<(Array2<f32>, Array2<f32>)> {
+        let m = self.manifest();
+        let (dv, dt, p) = (
+            m.graphs.vision.output_dim,
+            m.graphs.text.output_dim,
+            m.projection_dim,
+        );
+        if image_features.ncols() != dv {
+            return Err(Error::bad_shape(
+                "image_features",
+                format!("[n, {dv}]"),
+                image_features.shape(),
+            ));
+        }
+        if text_features.ncols() != dt {
+            return Err(Error::bad_shape(
+                "text_features",
+                format!("[m, {dt}]"),
+                text_features.shape(),
+            ));
+        }
+        let (n, t) = (image_features.nrows(), text_features.nrows());
+        if n == 0 && t == 0 {
+            return Ok((Array2::zeros((0, p)), Array2::zeros((0, p))));
+        }
+        // ONNX Runtime 1.31 accepts zero-row tensors for a MatMul projection (tested),
+        // but an exported graph may hold ops that do not; so an empty side is replaced
+        // by one zero row whose output is dropped. It costs one row of a matmul.
+        let dummy_img = Array2::<f32>::zeros((1, dv));
+        let dummy_txt = Array2::<f32>::zeros((1, dt));
+        let img = if n == 0 {
+            CowArray::from(dummy_img.view())
+        } else {
+            image_features.as_standard_layout()
+        };
+        let txt = if t == 0 {
+            CowArray::from(dummy_txt.view())
+        } else {
+            text_features.as_standard_layout()
+        };
+        let mut out = self.projection.with_session(|session| {
+            let inputs = vec![
+                (
+                    names::IMAGE_FEATURES,
+                    tensor(GraphKind::Projection, &img)?.into(),
+                ),
+                (
+                    names::TEXT_FEATURES,
+                    tensor(GraphKind::Projection, &txt)?.into(),
+                ),
+            ];
+            run_f32_2d(
+                GraphKind::Projection,
+                session,
+                inputs,
+                &[names::IMAGE_EMBEDS, names::TEXT_EMBEDS],
+            )
+        })?;
+        let text_embeds = out.pop();
+        let image_embeds = out.pop();
+        let (Some(image_embeds), Some(text_embeds)) = (image_embeds, text_embeds) else {
+            return Err(Error::Inference {
+                graph: GraphKind::Projection,
+                message: "missing outputs".into(),
+            });
+        };
+        let image_embeds = check_shape(
+            GraphKind::Projection,
+            names::IMAGE_EMBEDS,
+            image_embeds,
+            (n.max(1), p),
+        )?;
+        let text_embeds = check_shape(
+            GraphKind::Projection,
+            names::TEXT_EMBEDS,
+            text_embeds,
+            (t.max(1), p),
+        )?;
+        let image_embeds = if n == 0 {
+            Array2::zeros((0, p))
+        } else {
+            image_embeds
+        };
+        let text_embeds = if t == 0 {
+            Array2::zeros((0, p))
+        } else {
+            text_embeds
+        };
+        Ok((image_embeds, text_embeds))
+    }
+
+    /// Images → projected, L2-normalized embeddings `[n, P]`, in batches of
+    /// [`RuntimeOptions::batch_size`].
+    pub fn embed_images(&self, images: &[DynamicImage]) -> Result<Array2<f32>> {
+        let m = self.manifest();
+        let no_text = Array2::<f32>::zeros((0, m.graphs.text.output_dim));
+        let mut parts = Vec::new();
+        for (c, chunk) in images.chunks(self.batch_size).enumerate() {
+            let pixels = self.preprocess_images(chunk).map_err(|e| match e {
+                Error::ImagePreprocess { index, message } => Error::ImagePreprocess {
+                    index: index + c * self.batch_size,
+                    message,
+                },
+                other => other,
+            })?;
+            let features = self.image_features(pixels.view())?;
+            let (embeds, _) = self.project(features.view(), no_text.view())?;
+            parts.push(similarity::l2_normalize(embeds.view()));
+        }
+        stack_rows(parts, m.projection_dim)
+    }
+
+    /// Texts → projected, L2-normalized embeddings `[m, P]`, in batches of
+    /// [`RuntimeOptions::batch_size`] (each padded to its own longest text).
+    pub fn embed_texts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Array2<f32>> {
+        let m = self.manifest();
+        let no_images = Array2::<f32>::zeros((0, m.graphs.vision.output_dim));
+        let mut parts = Vec::new();
+        for chunk in texts.chunks(self.batch_size) {
+            let batch = self.tokenize(chunk)?;
+            let features = self.text_features(&batch)?;
+            let (_, embeds) = self.project(no_images.view(), features.view())?;
+            parts.push(similarity::l2_normalize(embeds.view()));
+        }
+        stack_rows(parts, m.projection_dim)
+    }
+
+    /// Logits both ways, per-image probabilities over the texts, and the contrastive
+    /// loss when there are as many texts as images. Takes L2-normalized embeddings, as
+    /// [`Model::embed_images`] and [`Model::embed_texts`] return them. Fails only if the
+    /// two embedding widths differ.
+    pub fn score(
+        &self,
+        image_embeds: ArrayView2<'_, f32>,
+        text_embeds: ArrayView2<'_, f32>,
+    ) -> Result<Scores> {
+        similarity::scores(image_embeds, text_embeds, self.manifest().logit_scale)
+    }
+}
+
+/// Loads an image file; see [`crate::preprocess::image::load_image`].
+pub fn load_image(path: &Path) -> Result<DynamicImage> {
+    crate::preprocess::image::load_image(path)
+}
+
+fn tensor<'a, T, D>(graph: GraphKind, array: &'a CowArray<'a, T, D>) -> Result<TensorRef<'a, T>>
+where
+    T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static,
+    D: ndarray::Dimension + 'static,
+{
+    TensorRef::from_array_view(array.view()).map_err(|e| Error::Inference {
+        graph,
+        message: format!("cannot create an input tensor: {e}"),
+    })
+}
+
+fn take_one(
+    graph: GraphKind,
+    mut out: Vec<Array2<f32>>,
+    name: &str,
+    expected: (usize, usize),
+) -> Result<Array2<f32>> {
+    let array = out.pop().ok_or_else(|| Error::Inference {
+        graph,
+        message: format!("output `{name}` missing"),
+    })?;
+    check_shape(graph, name, array, expected)
+}
+
+fn check_shape(
+    graph: GraphKind,
+    name: &str,
+    array: Array2<f32>,
+    expected: (usize, usize),
+) -> Result<Array2<f32>> {
+    if array.dim() == expected {
+        Ok(array)
+    } else {
+        Err(Error::Inference {
+            graph,
+            message: format!(
+                "output `{name}` has shape {:?}, the manifest implies {expected:?}",
+                array.shape()
+            ),
+        })
+    }
+}
+
+fn stack_rows(parts: Vec<Array2<f32>>, width: usize) -> Result<Array2<f32>> {
+    match parts.len() {
+        0 => Ok(Array2::zeros((0, width))),
+        1 => Ok(parts
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Array2::zeros((0, width)))),
+        _ => {
+            let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+            concatenate(Axis(0), &views)
+                .map_err(|e| Error::bad_shape("embeddings", "equal widths", e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Model>();
+    }
+
+    #[test]
+    fn default_options() {
+        let o = RuntimeOptions::default();
+        assert!(o.verify_checksums);
+        assert!(o.fallback_to_cpu);
+        assert_eq!(o.batch_size, 32);
+        assert_eq!(o.session_config().max_sessions, 2);
+    }
+}

@@ -1,0 +1,338 @@
+//! Finding and loading the ONNX Runtime shared library.
+//!
+//! `ort` is built with `load-dynamic`: the library is opened at run time. `ort`'s own
+//! implicit loader panics when it finds nothing, so the runtime always loads it
+//! explicitly with [`ort::init_from`] before any other `ort` call, and turns every failure
+//! into [`Error::OnnxRuntimeNotFound`], which lists each place it looked and the fix.
+//!
+//! Where the library is looked for, in order:
+//! 1. [`RuntimeOptions::onnxruntime_library`](crate::RuntimeOptions), then
+//! 2. the `ORT_DYLIB_PATH` environment variable. Either of these two, when given, is the
+//!    only candidate: a path the user named that does not work is reported, not replaced
+//!    silently by another library.
+//! 3. Otherwise: beside the current executable, and in its parent folder (cargo's test
+//!    binaries live in `target/*/deps`);
+//! 4. the project cache that `tools/fetch-onnxruntime.sh` fills:
+//!    `$VTDE_CACHE_DIR/onnxruntime/1.31.1/`, then `.cache/onnxruntime/1.31.1/` in the
+//!    current folder or any folder above it, then in the workspace this crate was built
+//!    from (found through `CARGO_MANIFEST_DIR` at compile time, the last resort).
+//!
+//! A candidate may name the library file itself or a folder that holds it.
+//!
+//! ONNX Runtime is loaded once per process and its environment lives until the process
+//! ends. Later calls reuse it. A later call that names a *different* library explicitly
+//! (through the options) gets [`Error::OnnxRuntimeAlreadyLoaded`]: a process cannot hold
+//! two ONNX Runtimes, and silently ignoring the request would hide the mistake.
+//! `ORT_DYLIB_PATH` and the search are only consulted for the first load.
+//!
+//! Behaviour of `ort` 2.0.0-rc.15 this relies on (read from its source and tested):
+//! `ort::init_from(path)` dlopens the file and checks its API version, returning
+//! `Err(LoadDynamicError)` for a missing file, a file that is not a shared library, a
+//! library without `OrtGetApiBase`, or an ONNX Runtime older than the API level `ort`
+//! was built for; on success it returns an `EnvironmentBuilder` whose `build()` creates
+//! the process-wide environment. Once a library is loaded, `init_from` ignores its
+//! argument and succeeds, which is why the runtime remembers the loaded path itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use crate::error::{Error, LibraryAttempt, Result, ORT_FIX_HINT};
+
+/// The ONNX Runtime version the runtime is built and tested against.
+pub const ONNXRUNTIME_VERSION: &str = "1.31.1";
+
+/// A loaded ONNX Runtime: the library's path and the process-wide environment.
+pub struct OnnxRuntime {
+    path: PathBuf,
+    environment: ort::environment::Environment,
+}
+
+impl OnnxRuntime {
+    /// The library file that was loaded.
+    pub fn library_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The process-wide `ort` environment, for callers that create their own `ort`
+    /// sessions beside the runtime's (only one environment may exist per process).
+    pub fn environment(&self) -> &ort::environment::Environment {
+        &self.environment
+    }
+}
+
+impl std::fmt::Debug for OnnxRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxRuntime")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+static RUNTIME: OnceLock<OnnxRuntime> = OnceLock::new();
+// Serialises the first load so that two threads opening models at once do not race to
+// dlopen different candidates.
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+/// The library's file names on this platform, most specific first.
+fn library_file_names() -> &'static [&'static str] {
+    if cfg!(target_os = "windows") {
+        &["onnxruntime.dll"]
+    } else if cfg!(target_os = "macos") {
+        &["libonnxruntime.1.31.1.dylib", "libonnxruntime.dylib"]
+    } else {
+        &["libonnxruntime.so.1.31.1", "libonnxruntime.so"]
+    }
+}
+
+/// A place to look, and where that place came from.
+#[derive(Debug, Clone)]
+struct Candidate {
+    path: PathBuf,
+    source: String,
+}
+
+/// Loads ONNX Runtime (once per process) and returns it.
+///
+/// `explicit` is [`RuntimeOptions::onnxruntime_library`](crate::RuntimeOptions): a
+/// library file or a folder holding one. See the module documentation for the search
+/// order and for what a second call does.
+pub fn load(explicit: Option<&Path>) -> Result<&'static OnnxRuntime> {
+    if let Some(rt) = RUNTIME.get() {
+        return check_same(rt, explicit);
+    }
+    // A poisoned lock only means another thread panicked while loading; the state it
+    // guards (RUNTIME) is still consistent, so carry on.
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(rt) = RUNTIME.get() {
+        return check_same(rt, explicit);
+    }
+    let env_var = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty());
+    let candidates = candidates(explicit, env_var.as_deref().map(Path::new));
+    let mut attempts = Vec::new();
+    for candidate in expand_folders(candidates) {
+        if !candidate.path.is_file() {
+            attempts.push(LibraryAttempt {
+                path: candidate.path,
+                source: candidate.source,
+                reason: "not found".into(),
+            });
+            continue;
+        }
+        match ort::init_from(&candidate.path) {
+            Ok(builder) => {
+                let environment = builder
+                    .with_name("vtde")
+                    .with_telemetry(false)
+                    .build()
+                    .map_err(|e| Error::OnnxRuntimeInit {
+                        path: candidate.path.clone(),
+                        message: e.to_string(),
+                    })?;
+                let rt = OnnxRuntime {
+                    path: candidate.path,
+                    environment,
+                };
+                return Ok(RUNTIME.get_or_init(|| rt));
+            }
+            Err(e) => attempts.push(LibraryAttempt {
+                path: candidate.path,
+                source: candidate.source,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    Err(Error::OnnxRuntimeNotFound {
+        attempts,
+        hint: ORT_FIX_HINT,
+    })
+}
+
+/// The runtime loaded so far, if any.
+pub fn loaded() -> Option<&'static OnnxRuntime> {
+    RUNTIME.get()
+}
+
+fn check_same(rt: &'static OnnxRuntime, explicit: Option<&Path>) -> Result<&'static OnnxRuntime> {
+    let Some(requested) = explicit else {
+        return Ok(rt);
+    };
+    let matches = expand_folders(vec![Candidate {
+        path: requested.to_path_buf(),
+        source: String::new(),
+    }])
+    .iter()
+    .any(|c| same_file(&c.path, &rt.path));
+    if matches {
+        Ok(rt)
+    } else {
+        Err(Error::OnnxRuntimeAlreadyLoaded {
+            loaded: rt.path.clone(),
+            requested: requested.to_path_buf(),
+        })
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// The candidates in search order (folders not yet expanded into file names).
+fn candidates(explicit: Option<&Path>, env_var: Option<&Path>) -> Vec<Candidate> {
+    if let Some(path) = explicit {
+        return vec![Candidate {
+            path: path.to_path_buf(),
+            source: "RuntimeOptions::onnxruntime_library".into(),
+        }];
+    }
+    if let Some(path) = env_var {
+        return vec![Candidate {
+            path: path.to_path_buf(),
+            source: "ORT_DYLIB_PATH".into(),
+        }];
+    }
+    let mut out = Vec::new();
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    {
+        if let Some(parent) = exe_dir.parent() {
+            let parent = parent.to_path_buf();
+            out.push(Candidate {
+                path: exe_dir,
+                source: "beside the executable".into(),
+            });
+            out.push(Candidate {
+                path: parent,
+                source: "the executable's parent folder".into(),
+            });
+        } else {
+            out.push(Candidate {
+                path: exe_dir,
+                source: "beside the executable".into(),
+            });
+        }
+    }
+    let rel: PathBuf = ["onnxruntime", ONNXRUNTIME_VERSION].iter().collect();
+    if let Some(cache) = std::env::var_os("VTDE_CACHE_DIR").filter(|v| !v.is_empty()) {
+        out.push(Candidate {
+            path: PathBuf::from(cache).join(&rel),
+            source: "$VTDE_CACHE_DIR".into(),
+        });
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        // The nearest `.cache/onnxruntime/<version>` above the current folder, so that
+        // binaries run from anywhere inside a checkout find the fetched library.
+        if let Some(dir) = cwd
+            .ancestors()
+            .map(|d| d.join(".cache").join(&rel))
+            .find(|d| d.is_dir())
+        {
+            out.push(Candidate {
+                path: dir,
+                source: "project cache above the current folder".into(),
+            });
+        }
+    }
+    // CARGO_MANIFEST_DIR is crates/vtde-runtime; the workspace is two levels up.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let workspace = workspace.canonicalize().unwrap_or(workspace);
+    out.push(Candidate {
+        path: workspace.join(".cache").join(&rel),
+        source: "project cache of the workspace vtde-runtime was built in".into(),
+    });
+    dedup(out)
+}
+
+fn dedup(candidates: Vec<Candidate>) -> Vec<Candidate> {
+    let mut seen: Vec<PathBuf> = Vec::new();
+    candidates
+        .into_iter()
+        .filter(|c| {
+            let key = c.path.canonicalize().unwrap_or_else(|_| c.path.clone());
+            if seen.contains(&key) {
+                false
+            } else {
+                seen.push(key);
+                true
+            }
+        })
+        .collect()
+}
+
+/// Replaces each folder by the library file names inside it; files stay as they are.
+fn expand_folders(candidates: Vec<Candidate>) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for c in candidates {
+        if c.path.is_dir() {
+            let found: Vec<Candidate> = library_file_names()
+                .iter()
+                .map(|name| Candidate {
+                    path: c.path.join(name),
+                    source: c.source.clone(),
+                })
+                .collect();
+            // Report only the most specific name when none exists, to keep the list short.
+            if found.iter().any(|f| f.path.is_file()) {
+                out.extend(found.into_iter().filter(|f| f.path.is_file()));
+            } else if let Some(first) = found.into_iter().next() {
+                out.push(first);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_path_is_the_only_candidate() {
+        let c = candidates(
+            Some(Path::new("/nowhere/lib.so")),
+            Some(Path::new("/env/lib.so")),
+        );
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].path, Path::new("/nowhere/lib.so"));
+        let c = candidates(None, Some(Path::new("/env/lib.so")));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].source, "ORT_DYLIB_PATH");
+    }
+
+    #[test]
+    fn search_includes_exe_dir_and_workspace_cache() {
+        let c = candidates(None, None);
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        if let Some(exe_dir) = exe_dir {
+            assert!(c.iter().any(|c| c.path == exe_dir));
+        }
+        assert!(c
+            .iter()
+            .any(|c| c.path.ends_with(Path::new(".cache/onnxruntime/1.31.1"))));
+    }
+
+    #[test]
+    fn folder_expands_to_library_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = expand_folders(vec![Candidate {
+            path: dir.path().to_path_buf(),
+            source: "test".into(),
+        }]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].path, dir.path().join(library_file_names()[0]));
+        let file = dir.path().join(library_file_names()[0]);
+        std::fs::write(&file, b"x").unwrap();
+        let out = expand_folders(vec![Candidate {
+            path: dir.path().to_path_buf(),
+            source: "test".into(),
+        }]);
+        assert_eq!(out[0].path, file);
+    }
+}

@@ -1,0 +1,514 @@
+//! Opening a model package directory and checking it before anything runs.
+//!
+//! [`Package::open`] reads `vtde.json`, refuses a manifest from a newer format version
+//! (checked before the strict schema, so that a newer manifest with new fields gets the
+//! "upgrade" message rather than a schema error), checks that the manifest's values make
+//! sense, and checks every file it names: each graph exists and has the sha256 the
+//! manifest records, and the tokenizer file exists (the manifest has no hash for it yet;
+//! it is parsed when the model opens). Each problem becomes its own [`Error`] variant
+//! naming the file.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, GraphKind, Result};
+use crate::manifest::{self, GraphFile, Manifest, ResizeRule, FORMAT_VERSION, MANIFEST_FILE};
+
+/// A package directory whose manifest has been read and whose files have been checked.
+#[derive(Debug, Clone)]
+pub struct Package {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl Package {
+    /// Opens the package in `dir` and verifies every graph's sha256.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir, true)
+    }
+
+    /// Opens the package in `dir`; verifies the graphs' sha256 only if `verify_checksums`.
+    /// File existence is always checked.
+    pub fn open_with(dir: impl AsRef<Path>, verify_checksums: bool) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let bytes = std::fs::read(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+        let manifest = parse_manifest(&manifest_path, &bytes)?;
+        validate_manifest(&manifest_path, &manifest)?;
+        let package = Package { dir, manifest };
+
+        let tokenizer = package.tokenizer_path();
+        if !tokenizer.is_file() {
+            return Err(Error::io(
+                tokenizer,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+            ));
+        }
+        for kind in GraphKind::ALL {
+            let path = package.graph_path(kind);
+            if !path.is_file() {
+                return Err(Error::io(
+                    path,
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
+                ));
+            }
+        }
+        if verify_checksums {
+            package.verify_checksums()?;
+        }
+        Ok(package)
+    }
+
+    /// The package directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The manifest entry of a graph.
+    pub fn graph(&self, kind: GraphKind) -> &GraphFile {
+        match kind {
+            GraphKind::Vision => &self.manifest.graphs.vision,
+            GraphKind::Text => &self.manifest.graphs.text,
+            GraphKind::Projection => &self.manifest.graphs.projection,
+        }
+    }
+
+    /// The path of a graph's ONNX file.
+    pub fn graph_path(&self, kind: GraphKind) -> PathBuf {
+        self.dir.join(&self.graph(kind).file)
+    }
+
+    /// The path of the tokenizer file.
+    pub fn tokenizer_path(&self) -> PathBuf {
+        self.dir.join(&self.manifest.text.tokenizer)
+    }
+
+    /// Hashes the three graphs, in parallel (hashing is I/O- and CPU-bound, and a large
+    /// package should still open quickly), and compares with the manifest.
+    pub fn verify_checksums(&self) -> Result<()> {
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = GraphKind::ALL
+                .iter()
+                .map(|&kind| {
+                    let path = self.graph_path(kind);
+                    let expected = self.graph(kind).sha256.to_ascii_lowercase();
+                    scope.spawn(move || {
+                        let actual = sha256_file(&path)?;
+                        if actual == expected {
+                            Ok(())
+                        } else {
+                            Err(Error::ChecksumMismatch {
+                                path,
+                                expected,
+                                actual,
+                            })
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::io(
+                            self.dir.clone(),
+                            std::io::Error::other("checksum thread panicked"),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        results.into_iter().collect()
+    }
+}
+
+/// The lowercase hex sha256 of a file, read in 1 MiB blocks.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Parses `vtde.json`: the format version first, then the strict schema.
+pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest> {
+    let invalid = |message: String| Error::InvalidManifest {
+        path: path.to_path_buf(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    let version = value
+        .get("format_version")
+        .ok_or_else(|| invalid("missing field `format_version`".into()))?;
+    let version = version.as_u64().ok_or_else(|| {
+        invalid(format!(
+            "`format_version` must be a positive integer, got {version}"
+        ))
+    })?;
+    if version > u64::from(FORMAT_VERSION) {
+        return Err(Error::UnsupportedFormatVersion {
+            path: path.to_path_buf(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if version == 0 {
+        return Err(invalid(
+            "`format_version` 0 does not exist; versions start at 1".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+}
+
+/// Checks the manifest's values beyond what serde's schema checks: everything the
+/// runtime would otherwise have to trust blindly (sizes, file names, input names).
+pub fn validate_manifest(path: &Path, m: &Manifest) -> Result<()> {
+    let invalid = |message: String| {
+        Err(Error::InvalidManifest {
+            path: path.to_path_buf(),
+            message,
+        })
+    };
+    let files = [
+        ("graphs.vision.file", &m.graphs.vision.file),
+        ("graphs.text.file", &m.graphs.text.file),
+        ("graphs.projection.file", &m.graphs.projection.file),
+        ("text.tokenizer", &m.text.tokenizer),
+    ];
+    for (field, file) in files {
+        if !is_plain_relative(file) {
+            return invalid(format!(
+                "`{field}` must be a relative path inside the package, got {file:?}"
+            ));
+        }
+    }
+    for (field, g) in [
+        ("vision", &m.graphs.vision),
+        ("text", &m.graphs.text),
+        ("projection", &m.graphs.projection),
+    ] {
+        if g.sha256.len() != 64 || !g.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return invalid(format!(
+                "`graphs.{field}.sha256` must be 64 hex digits, got {:?}",
+                g.sha256
+            ));
+        }
+        if g.output_dim == 0 {
+            return invalid(format!("`graphs.{field}.output_dim` must be positive"));
+        }
+    }
+    if m.graphs.projection.output_dim != m.projection_dim {
+        return invalid(format!(
+            "`graphs.projection.output_dim` ({}) differs from `projection_dim` ({})",
+            m.graphs.projection.output_dim, m.projection_dim
+        ));
+    }
+    if !m.logit_scale.is_finite() {
+        return invalid(format!(
+            "`logit_scale` must be finite, got {}",
+            m.logit_scale
+        ));
+    }
+    let img = &m.image;
+    if img.height == 0 || img.width == 0 {
+        return invalid(format!(
+            "`image.height` and `image.width` must be positive, got {}x{}",
+            img.height, img.width
+        ));
+    }
+    if let Some(resize) = &img.resize {
+        match resize.rule {
+            ResizeRule::Exact { height, width } if height == 0 || width == 0 => {
+                return invalid("`image.resize` size must be positive".into());
+            }
+            ResizeRule::ShortestEdge { shortest_edge: 0 } => {
+                return invalid("`image.resize.shortest_edge` must be positive".into());
+            }
+            _ => {}
+        }
+    }
+    let final_size = match (&img.center_crop, &img.resize) {
+        (Some(crop), _) => Some((crop.height, crop.width)),
+        (None, Some(r)) => match r.rule {
+            ResizeRule::Exact { height, width } => Some((height, width)),
+            ResizeRule::ShortestEdge { .. } => None,
+        },
+        (None, None) => None,
+    };
+    if let Some((h, w)) = final_size {
+        if (h, w) != (img.height, img.width) {
+            return invalid(format!(
+                "preprocessing yields {h}x{w} images but `image.height`x`image.width` is {}x{}",
+                img.height, img.width
+            ));
+        }
+    }
+    if let Some(f) = img.rescale_factor {
+        if !f.is_finite() {
+            return invalid(format!("`image.rescale_factor` must be finite, got {f}"));
+        }
+    }
+    if let Some(n) = &img.normalize {
+        if n.mean.iter().chain(&n.std).any(|v| !v.is_finite()) || n.std.contains(&0.0) {
+            return invalid(format!(
+                "`image.normalize` needs finite mean and non-zero finite std, got {n:?}"
+            ));
+        }
+    }
+    let text = &m.text;
+    if text.max_length == 0 {
+        return invalid("`text.max_length` must be positive".into());
+    }
+    let inputs: Vec<&str> = text.inputs.iter().map(String::as_str).collect();
+    let two = [manifest::names::INPUT_IDS, manifest::names::ATTENTION_MASK];
+    let three = [
+        manifest::names::INPUT_IDS,
+        manifest::names::ATTENTION_MASK,
+        manifest::names::TOKEN_TYPE_IDS,
+    ];
+    if inputs != two && inputs != three {
+        return invalid(format!(
+            "`text.inputs` must be {two:?} or {three:?}, got {inputs:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// True for a non-empty relative path made only of normal components (no `..`, no root).
+fn is_plain_relative(file: &str) -> bool {
+    let p = Path::new(file);
+    !file.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::manifest::*;
+
+    /// A manifest whose graphs and tokenizer are the given files (hashes filled in by
+    /// [`write_package`]).
+    pub(crate) fn sample_manifest() -> Manifest {
+        let graph = |file: &str, dim| GraphFile {
+            file: file.into(),
+            opset: 17,
+            precision: "fp32".into(),
+            sha256: "0".repeat(64),
+            output_dim: dim,
+        };
+        Manifest {
+            format_version: FORMAT_VERSION,
+            source: Source {
+                architecture: "VisionTextDualEncoderModel".into(),
+                vision_model_type: "vit".into(),
+                text_model_type: "bert".into(),
+            },
+            projection_dim: 4,
+            logit_scale: 2.6592,
+            image: ImagePreprocess {
+                height: 8,
+                width: 8,
+                convert_rgb: true,
+                resize: Some(Resize {
+                    rule: ResizeRule::ShortestEdge { shortest_edge: 8 },
+                    filter: ResampleFilter::Bicubic,
+                }),
+                center_crop: Some(Size {
+                    height: 8,
+                    width: 8,
+                }),
+                rescale_factor: Some(1.0 / 255.0),
+                normalize: Some(Normalize {
+                    mean: [0.5, 0.5, 0.5],
+                    std: [0.5, 0.5, 0.5],
+                }),
+            },
+            text: TextPreprocess {
+                tokenizer: "tokenizer.json".into(),
+                max_length: 16,
+                pad_token_id: 0,
+                inputs: vec!["input_ids".into(), "attention_mask".into()],
+            },
+            graphs: Graphs {
+                vision: graph("vision.onnx", 6),
+                text: graph("text.onnx", 5),
+                projection: graph("projection.onnx", 4),
+            },
+            producer: Producer {
+                name: "test".into(),
+                version: "0".into(),
+            },
+        }
+    }
+
+    /// Writes `files` (name → bytes) and a manifest with their real sha256 into `dir`.
+    pub(crate) fn write_package(dir: &Path, mut m: Manifest, files: &[(&str, &[u8])]) {
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+        for g in [
+            &mut m.graphs.vision,
+            &mut m.graphs.text,
+            &mut m.graphs.projection,
+        ] {
+            if let Some((_, bytes)) = files.iter().find(|(n, _)| *n == g.file) {
+                g.sha256 = hex::encode(Sha256::digest(bytes));
+            }
+        }
+        std::fs::write(
+            dir.join(MANIFEST_FILE),
+            serde_json::to_vec_pretty(&m).unwrap(),
+        )
+        .unwrap();
+    }
+
+    const FILES: &[(&str, &[u8])] = &[
+        ("vision.onnx", b"vision"),
+        ("text.onnx", b"text"),
+        ("projection.onnx", b"projection"),
+        ("tokenizer.json", b"{}"),
+    ];
+
+    #[test]
+    fn opens_a_good_package() {
+        let dir = tempfile::tempdir().unwrap();
+        write_package(dir.path(), sample_manifest(), FILES);
+        let p = Package::open(dir.path()).unwrap();
+        assert_eq!(p.manifest().projection_dim, 4);
+        assert_eq!(p.graph_path(GraphKind::Text), dir.path().join("text.onnx"));
+    }
+
+    #[test]
+    fn missing_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Package::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, Error::Io { ref path, .. } if path.ends_with("vtde.json")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_graph_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_package(dir.path(), sample_manifest(), FILES);
+        std::fs::remove_file(dir.path().join("text.onnx")).unwrap();
+        let err = Package::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, Error::Io { ref path, .. } if path.ends_with("text.onnx")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("text.onnx"));
+    }
+
+    #[test]
+    fn missing_tokenizer_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_package(dir.path(), sample_manifest(), FILES);
+        std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+        let err = Package::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("tokenizer.json"), "{err}");
+    }
+
+    #[test]
+    fn bad_json() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST_FILE), b"{ not json").unwrap();
+        let err = Package::open(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::InvalidManifest { .. }), "{err}");
+        assert!(err.to_string().contains("vtde.json"));
+    }
+
+    #[test]
+    fn schema_error_names_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = serde_json::to_value(sample_manifest()).unwrap();
+        v.as_object_mut().unwrap().remove("logit_scale");
+        std::fs::write(dir.path().join(MANIFEST_FILE), v.to_string()).unwrap();
+        let err = Package::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("logit_scale"), "{err}");
+    }
+
+    #[test]
+    fn newer_format_version_is_refused_even_with_new_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = serde_json::to_value(sample_manifest()).unwrap();
+        v["format_version"] = serde_json::json!(FORMAT_VERSION + 1);
+        v["some_future_field"] = serde_json::json!(true);
+        std::fs::write(dir.path().join(MANIFEST_FILE), v.to_string()).unwrap();
+        let err = Package::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, Error::UnsupportedFormatVersion { found, .. } if found == u64::from(FORMAT_VERSION) + 1),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn checksum_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        write_package(dir.path(), sample_manifest(), FILES);
+        std::fs::write(dir.path().join("vision.onnx"), b"tampered").unwrap();
+        let err = Package::open(dir.path()).unwrap_err();
+        match &err {
+            Error::ChecksumMismatch {
+                path,
+                expected,
+                actual,
+            } => {
+                assert!(path.ends_with("vision.onnx"));
+                assert_eq!(expected, &hex::encode(Sha256::digest(b"vision")));
+                assert_eq!(actual, &hex::encode(Sha256::digest(b"tampered")));
+            }
+            other => panic!("unexpected {other}"),
+        }
+        // Without verification the package opens.
+        Package::open_with(dir.path(), false).unwrap();
+    }
+
+    #[test]
+    fn path_escaping_the_package_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = sample_manifest();
+        m.graphs.text.file = "../text.onnx".into();
+        write_package(dir.path(), m, FILES);
+        let err = Package::open(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::InvalidManifest { .. }), "{err}");
+    }
+
+    #[test]
+    fn bad_text_inputs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = sample_manifest();
+        m.text.inputs = vec!["input_ids".into()];
+        write_package(dir.path(), m, FILES);
+        let err = Package::open(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("text.inputs"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_crop_size_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = sample_manifest();
+        m.image.height = 9;
+        write_package(dir.path(), m, FILES);
+        let err = Package::open(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::InvalidManifest { .. }), "{err}");
+    }
+}

@@ -1,0 +1,401 @@
+//! ONNX Runtime sessions that many threads can use at once.
+//!
+//! In `ort` 2.0.0-rc.15 `Session::run` takes `&mut self`: ONNX Runtime's `Run` is not
+//! reliably thread-safe for every execution provider, so one session serves one call at
+//! a time. A [`SessionPool`] holds, per graph, a checkout/return pool of sessions behind
+//! a `Mutex<Vec<Session>>` and a `Condvar`:
+//!
+//! - a caller takes an idle session, runs it *outside* the lock, and puts it back;
+//! - when none is idle and fewer than `max_sessions` exist, the caller creates one
+//!   (also outside the lock, as creation takes a while);
+//! - at the cap, the caller waits for a session to come back.
+//!
+//! Why this and not one session per thread or one locked session: sessions are created
+//! lazily, so a single-threaded program keeps exactly one session (one copy of the
+//! weights) per graph, while concurrent callers get their own sessions up to the cap
+//! instead of queueing behind one lock. The cap bounds memory, since every session holds
+//! its own copy of the weights and its own intra-op thread pool. On a CPU one session
+//! already uses every core through its intra-op threads, so the default cap is small;
+//! more sessions help with GPU execution providers and with many small requests.
+//!
+//! The pool also checks, when the first session is created, that the graph has the
+//! inputs and outputs the package contract names, and runs each graph with only the
+//! outputs the runtime needs (optional outputs such as `last_hidden_state` are not
+//! computed).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+
+use crate::error::{Error, GraphKind, Result};
+use crate::onnxruntime::OnnxRuntime;
+
+/// ONNX Runtime's graph optimization levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OptimizationLevel {
+    /// No graph optimization.
+    Disable,
+    /// Semantics-preserving rewrites (constant folding, redundant nodes).
+    Basic,
+    /// Basic plus complex fusions (attention, GELU, layer norm).
+    Extended,
+    /// Everything, including layout optimizations (the default).
+    #[default]
+    All,
+}
+
+impl From<OptimizationLevel> for GraphOptimizationLevel {
+    fn from(level: OptimizationLevel) -> Self {
+        match level {
+            OptimizationLevel::Disable => GraphOptimizationLevel::Disable,
+            OptimizationLevel::Basic => GraphOptimizationLevel::Level1,
+            OptimizationLevel::Extended => GraphOptimizationLevel::Level2,
+            OptimizationLevel::All => GraphOptimizationLevel::All,
+        }
+    }
+}
+
+/// An ONNX Runtime execution provider to try, in the order given, before the CPU.
+///
+/// Every variant exists in every build, so that programs can name them without `cfg`;
+/// one whose cargo feature (`cuda`, `tensorrt`, `coreml`) is not enabled makes
+/// [`Model::open`](crate::Model::open) fail with
+/// [`Error::ExecutionProviderUnavailable`]. A provider that is compiled in but cannot
+/// start (no GPU, a libonnxruntime built without it) falls back to the next one and
+/// finally the CPU, unless [`SessionConfig::fallback_to_cpu`] is false.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExecutionProvider {
+    /// ONNX Runtime's CPU provider (always available; the final fallback anyway).
+    Cpu,
+    /// NVIDIA CUDA (feature `cuda`).
+    Cuda { device_id: i32 },
+    /// NVIDIA TensorRT (feature `tensorrt`); `fp16` lets TensorRT run layers in fp16.
+    TensorRt { device_id: i32, fp16: bool },
+    /// Apple CoreML (feature `coreml`).
+    CoreMl,
+}
+
+impl ExecutionProvider {
+    fn dispatch(&self) -> Result<ort::ep::ExecutionProviderDispatch> {
+        match self {
+            ExecutionProvider::Cpu => Ok(ort::ep::CPU::default().build()),
+            #[cfg(feature = "cuda")]
+            ExecutionProvider::Cuda { device_id } => {
+                Ok(ort::ep::CUDA::default().with_device_id(*device_id).build())
+            }
+            #[cfg(not(feature = "cuda"))]
+            ExecutionProvider::Cuda { .. } => Err(Error::ExecutionProviderUnavailable {
+                provider: "CUDA",
+                feature: "cuda",
+            }),
+            #[cfg(feature = "tensorrt")]
+            ExecutionProvider::TensorRt { device_id, fp16 } => Ok(ort::ep::TensorRT::default()
+                .with_device_id(*device_id)
+                .with_fp16(*fp16)
+                .build()),
+            #[cfg(not(feature = "tensorrt"))]
+            ExecutionProvider::TensorRt { .. } => Err(Error::ExecutionProviderUnavailable {
+                provider: "TensorRT",
+                feature: "tensorrt",
+            }),
+            #[cfg(feature = "coreml")]
+            ExecutionProvider::CoreMl => Ok(ort::ep::CoreML::default().build()),
+            #[cfg(not(feature = "coreml"))]
+            ExecutionProvider::CoreMl => Err(Error::ExecutionProviderUnavailable {
+                provider: "CoreML",
+                feature: "coreml",
+            }),
+        }
+    }
+}
+
+/// How sessions are created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Threads inside one operator (ONNX Runtime's default: one per physical core).
+    pub intra_op_threads: Option<usize>,
+    /// Threads running independent operators in parallel; more than 1 turns on ONNX
+    /// Runtime's parallel execution mode (default: sequential).
+    pub inter_op_threads: Option<usize>,
+    /// Graph optimization level.
+    pub optimization_level: OptimizationLevel,
+    /// Execution providers to try before the CPU, in order.
+    pub execution_providers: Vec<ExecutionProvider>,
+    /// When false, a listed execution provider that fails to start is an error instead
+    /// of falling back.
+    pub fallback_to_cpu: bool,
+    /// Most sessions per graph (at least 1).
+    pub max_sessions: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            intra_op_threads: None,
+            inter_op_threads: None,
+            optimization_level: OptimizationLevel::All,
+            execution_providers: Vec::new(),
+            fallback_to_cpu: true,
+            max_sessions: 2,
+        }
+    }
+}
+
+/// Input and output names a graph must have.
+#[derive(Debug, Clone)]
+pub struct GraphContract {
+    /// Inputs the runtime feeds (the graph must take exactly these).
+    pub inputs: Vec<String>,
+    /// Outputs the runtime reads (the graph may have more).
+    pub outputs: Vec<String>,
+}
+
+struct PoolState {
+    idle: Vec<Session>,
+    created: usize,
+}
+
+/// A pool of sessions of one graph; see the module documentation.
+pub struct SessionPool {
+    graph: GraphKind,
+    path: PathBuf,
+    config: SessionConfig,
+    runtime: &'static OnnxRuntime,
+    contract: GraphContract,
+    state: Mutex<PoolState>,
+    returned: Condvar,
+}
+
+impl std::fmt::Debug for SessionPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionPool")
+            .field("graph", &self.graph)
+            .field("path", &self.path)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionPool {
+    /// Creates the pool and its first session, and checks the graph's contract.
+    pub fn new(
+        runtime: &'static OnnxRuntime,
+        graph: GraphKind,
+        path: &Path,
+        config: &SessionConfig,
+        contract: GraphContract,
+    ) -> Result<Self> {
+        let mut config = config.clone();
+        config.max_sessions = config.max_sessions.max(1);
+        // Fail early, before any ONNX Runtime work, on providers this build lacks.
+        for ep in &config.execution_providers {
+            ep.dispatch()?;
+        }
+        let pool = SessionPool {
+            graph,
+            path: path.to_path_buf(),
+            config,
+            runtime,
+            contract,
+            state: Mutex::new(PoolState {
+                idle: Vec::new(),
+                created: 1,
+            }),
+            returned: Condvar::new(),
+        };
+        let first = pool.create_session()?;
+        pool.check_contract(&first)?;
+        pool.lock().idle.push(first);
+        Ok(pool)
+    }
+
+    /// The graph this pool runs.
+    pub fn graph(&self) -> GraphKind {
+        self.graph
+    }
+
+    /// Number of sessions created so far.
+    pub fn sessions_created(&self) -> usize {
+        self.lock().created
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // A panic while holding the lock cannot leave PoolState inconsistent (pushes
+        // and pops are atomic with respect to panics), so a poisoned lock is usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn create_session(&self) -> Result<Session> {
+        let err = |message: String| Error::Session {
+            graph: self.graph,
+            path: self.path.clone(),
+            message,
+        };
+        let c = &self.config;
+        let mut builder =
+            Session::builder(self.runtime.environment()).map_err(|e| err(e.to_string()))?;
+        builder = builder
+            .with_optimization_level(c.optimization_level.into())
+            .map_err(|e| err(e.to_string()))?;
+        if let Some(n) = c.intra_op_threads {
+            builder = builder
+                .with_intra_threads(n)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        if let Some(n) = c.inter_op_threads {
+            builder = builder
+                .with_inter_threads(n)
+                .map_err(|e| err(e.to_string()))?
+                .with_parallel_execution(n > 1)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        if !c.execution_providers.is_empty() {
+            let eps = c
+                .execution_providers
+                .iter()
+                .map(|ep| {
+                    ep.dispatch().map(|d| {
+                        if c.fallback_to_cpu {
+                            d
+                        } else {
+                            d.error_on_failure()
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            builder = builder
+                .with_execution_providers(eps)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        builder
+            .commit_from_file(&self.path)
+            .map_err(|e| err(e.to_string()))
+    }
+
+    fn check_contract(&self, session: &Session) -> Result<()> {
+        let err = |message: String| Error::GraphContract {
+            graph: self.graph,
+            path: self.path.clone(),
+            message,
+        };
+        let mut have: Vec<&str> = session.inputs().iter().map(|o| o.name()).collect();
+        let mut want: Vec<&str> = self.contract.inputs.iter().map(String::as_str).collect();
+        have.sort_unstable();
+        want.sort_unstable();
+        if have != want {
+            return Err(err(format!(
+                "expected inputs {want:?}, the graph has {have:?}"
+            )));
+        }
+        let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        for name in &self.contract.outputs {
+            if !outputs.contains(&name.as_str()) {
+                return Err(err(format!(
+                    "missing output `{name}`; the graph has {outputs:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a session (waiting or creating one as needed), runs `f` with it, and puts it
+    /// back, also when `f` fails.
+    pub fn with_session<R>(&self, f: impl FnOnce(&mut Session) -> Result<R>) -> Result<R> {
+        let mut checkout = self.checkout()?;
+        match checkout.session.as_mut() {
+            Some(session) => f(session),
+            None => Err(Error::Inference {
+                graph: self.graph,
+                message: "session pool returned no session".into(),
+            }),
+        }
+    }
+
+    fn checkout(&self) -> Result<Checkout<'_>> {
+        let mut state = self.lock();
+        loop {
+            if let Some(session) = state.idle.pop() {
+                return Ok(Checkout {
+                    pool: self,
+                    session: Some(session),
+                });
+            }
+            if state.created < self.config.max_sessions {
+                state.created += 1;
+                drop(state);
+                return match self.create_session() {
+                    Ok(session) => Ok(Checkout {
+                        pool: self,
+                        session: Some(session),
+                    }),
+                    Err(e) => {
+                        self.lock().created -= 1;
+                        self.returned.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            state = self.returned.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// A session taken from the pool; goes back on drop.
+struct Checkout<'p> {
+    pool: &'p SessionPool,
+    session: Option<Session>,
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.pool.lock().idle.push(session);
+            self.pool.returned.notify_one();
+        }
+    }
+}
+
+/// Runs `session` with `inputs` and returns the named f32 outputs as 2-D arrays.
+pub(crate) fn run_f32_2d(
+    graph: GraphKind,
+    session: &mut Session,
+    inputs: Vec<(&'static str, ort::session::SessionInputValue<'_>)>,
+    outputs: &[&str],
+) -> Result<Vec<ndarray::Array2<f32>>> {
+    let err = |message: String| Error::Inference { graph, message };
+    let mut selector = ort::session::OutputSelector::no_default();
+    for name in outputs {
+        selector = selector.with(*name);
+    }
+    let options = ort::session::RunOptions::new()
+        .map_err(|e| err(e.to_string()))?
+        .with_outputs(selector);
+    let inputs: Vec<(
+        std::borrow::Cow<'static, str>,
+        ort::session::SessionInputValue<'_>,
+    )> = inputs
+        .into_iter()
+        .map(|(name, value)| (std::borrow::Cow::Borrowed(name), value))
+        .collect();
+    let result = session
+        .run_with_options(inputs, &options)
+        .map_err(|e| err(e.to_string()))?;
+    outputs
+        .iter()
+        .map(|name| {
+            let value = result
+                .get(*name)
+                .ok_or_else(|| err(format!("output `{name}` missing from the results")))?;
+            let array = value
+                .try_extract_array::<f32>()
+                .map_err(|e| err(format!("output `{name}`: {e}")))?;
+            array
+                .into_dimensionality::<ndarray::Ix2>()
+                .map(|a| a.to_owned())
+                .map_err(|_| err(format!("output `{name}` is not 2-D")))
+        })
+        .collect()
+}

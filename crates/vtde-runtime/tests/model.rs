@@ -1,0 +1,342 @@
+//! End-to-end tests of `Model` on a tiny package whose graphs are checkable by hand (see
+//! `common`). They need the ONNX Runtime library (`bash tools/fetch-onnxruntime.sh`);
+//! without it they are skipped with a note, or fail when `VTDE_REQUIRE_ORT` is set.
+
+mod common;
+
+use common::*;
+use ndarray::{array, Array2};
+use vtde_runtime::image::{DynamicImage, Rgb, RgbImage};
+use vtde_runtime::{Error, GraphKind, Model, RuntimeOptions, TextBatch};
+
+fn open(dir: &std::path::Path) -> Model {
+    Model::open(dir, &RuntimeOptions::default()).unwrap()
+}
+
+fn mat(data: &[f32], rows: usize, cols: usize) -> Array2<f32> {
+    Array2::from_shape_vec((rows, cols), data.to_vec()).unwrap()
+}
+
+fn close(a: &Array2<f32>, b: &Array2<f32>, tol: f32) {
+    assert_eq!(a.shape(), b.shape());
+    for (x, y) in a.iter().zip(b.iter()) {
+        assert!((x - y).abs() <= tol, "{a:?}\n!=\n{b:?}");
+    }
+}
+
+fn constant_image(rgb: [u8; 3]) -> DynamicImage {
+    DynamicImage::ImageRgb8(RgbImage::from_pixel(10, 8, Rgb(rgb)))
+}
+
+fn normalized(x: &Array2<f32>) -> Array2<f32> {
+    let mut out = x.clone();
+    for mut row in out.rows_mut() {
+        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        row.mapv_inplace(|v| v / n);
+    }
+    out
+}
+
+#[test]
+fn embeds_and_scores_match_hand_computation() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let model = open(dir.path());
+
+    // Images: constant colours survive resize and crop, so each channel's mean is its
+    // normalized value.
+    let colours = [[255u8, 0, 51], [10, 200, 30]];
+    let images: Vec<_> = colours.iter().map(|&c| constant_image(c)).collect();
+    let px = |v: u8| ((f64::from(v) / 255.0) as f32 - 0.5) / 0.5;
+    let means = Array2::from_shape_fn((2, 3), |(i, c)| px(colours[i][c]));
+    let features = means.dot(&mat(&wv(), 3, DV));
+    let pixel_values = model.preprocess_images(&images).unwrap();
+    assert_eq!(pixel_values.shape(), &[2, 3, 4, 4]);
+    close(
+        &model.image_features(pixel_values.view()).unwrap(),
+        &features,
+        1e-5,
+    );
+    let image_embeds = normalized(&features.dot(&mat(&pv(), DV, P)));
+    close(&model.embed_images(&images).unwrap(), &image_embeds, 1e-5);
+
+    // Texts: [CLS]=2 … [SEP]=3; features = [Σ ids, Σ mask] @ WT.
+    let texts = ["a photo of a cat", "dog"];
+    let batch = model.tokenize(&texts).unwrap();
+    assert_eq!(batch.input_ids.row(1).to_vec(), vec![2, 8, 3, 0, 0, 0, 0]);
+    let stats = array![[31.0f32, 7.0], [13.0, 3.0]];
+    let text_features = stats.dot(&mat(&wt(2), 2, DT));
+    close(&model.text_features(&batch).unwrap(), &text_features, 1e-4);
+    let text_embeds = normalized(&text_features.dot(&mat(&pt(), DT, P)));
+    close(&model.embed_texts(&texts).unwrap(), &text_embeds, 1e-5);
+
+    // Scores.
+    let scores = model
+        .score(image_embeds.view(), text_embeds.view())
+        .unwrap();
+    let scale = 2.6592f32.exp();
+    let lpt = text_embeds.dot(&image_embeds.t()) * scale;
+    close(&scores.logits_per_text, &lpt, 1e-4);
+    close(&scores.logits_per_image, &lpt.t().to_owned(), 1e-4);
+    assert!(scores.loss.is_some());
+    for row in scores.probs_per_image.rows() {
+        assert!((row.sum() - 1.0).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn projection_accepts_zero_rows() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let model = open(dir.path());
+    let img = Array2::<f32>::ones((2, DV));
+    let txt = Array2::<f32>::ones((3, DT));
+    let none_img = Array2::<f32>::zeros((0, DV));
+    let none_txt = Array2::<f32>::zeros((0, DT));
+
+    let (i, t) = model.project(img.view(), none_txt.view()).unwrap();
+    assert_eq!((i.shape(), t.shape()), (&[2, P][..], &[0, P][..]));
+    close(&i, &img.dot(&mat(&pv(), DV, P)), 1e-5);
+    let (i, t) = model.project(none_img.view(), txt.view()).unwrap();
+    assert_eq!((i.shape(), t.shape()), (&[0, P][..], &[3, P][..]));
+    close(&t, &txt.dot(&mat(&pt(), DT, P)), 1e-5);
+    let (i, t) = model.project(none_img.view(), none_txt.view()).unwrap();
+    assert_eq!((i.shape(), t.shape()), (&[0, P][..], &[0, P][..]));
+
+    // Empty inputs everywhere.
+    assert_eq!(model.embed_images(&[]).unwrap().shape(), &[0, P]);
+    assert_eq!(model.embed_texts::<&str>(&[]).unwrap().shape(), &[0, P]);
+    let empty = model.tokenize::<&str>(&[]).unwrap();
+    assert_eq!(model.text_features(&empty).unwrap().shape(), &[0, DT]);
+    let s = model
+        .score(Array2::zeros((0, P)).view(), Array2::zeros((2, P)).view())
+        .unwrap();
+    assert_eq!(s.probs_per_image.shape(), &[0, 2]);
+    assert!(s.loss.is_none());
+}
+
+#[test]
+fn token_type_ids_fed_only_when_listed() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), true);
+    let model = open(dir.path());
+    let mut batch = model.tokenize(&["cat"]).unwrap();
+    batch.token_type_ids.fill(1);
+    // stats = [Σ ids, Σ mask, Σ types] = [12, 3, 3].
+    let want = array![[12.0f32, 3.0, 3.0]].dot(&mat(&wt(3), 3, DT));
+    close(&model.text_features(&batch).unwrap(), &want, 1e-4);
+
+    // The manifest lists token_type_ids but the graph does not take them.
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let mut m = manifest(false);
+    m.text.inputs.push("token_type_ids".into());
+    write_manifest(dir.path(), &m);
+    let err = Model::open(dir.path(), &RuntimeOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::GraphContract {
+                graph: GraphKind::Text,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let model = open(dir.path());
+    let wrong = ndarray::Array4::<f32>::zeros((1, 3, 5, 4));
+    assert!(matches!(
+        model.image_features(wrong.view()),
+        Err(Error::BadInputShape { .. })
+    ));
+    let wrong = Array2::<f32>::zeros((1, DV + 1));
+    assert!(model
+        .project(wrong.view(), Array2::zeros((0, DT)).view())
+        .is_err());
+    let too_long = TextBatch {
+        input_ids: Array2::ones((1, 9)),
+        attention_mask: Array2::ones((1, 9)),
+        token_type_ids: Array2::zeros((1, 9)),
+    };
+    assert!(model.text_features(&too_long).is_err());
+    let mismatched = TextBatch {
+        input_ids: Array2::ones((1, 3)),
+        attention_mask: Array2::ones((1, 2)),
+        token_type_ids: Array2::zeros((1, 3)),
+    };
+    assert!(model.text_features(&mismatched).is_err());
+    assert!(model
+        .score(
+            Array2::zeros((1, P)).view(),
+            Array2::zeros((1, P + 1)).view()
+        )
+        .is_err());
+    // A non-contiguous view works (copied to standard layout).
+    let px = ndarray::Array4::<f32>::zeros((4, 4, 3, 2));
+    let view = px.view().permuted_axes([3, 2, 0, 1]);
+    assert_eq!(model.image_features(view).unwrap().shape(), &[2, DV]);
+}
+
+#[test]
+fn many_threads_share_one_model() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let options = RuntimeOptions {
+        max_sessions_per_graph: Some(3),
+        intra_op_threads: Some(1),
+        ..RuntimeOptions::default()
+    };
+    let model = Model::open(dir.path(), &options).unwrap();
+    let images: Vec<_> = (0..5u8)
+        .map(|i| constant_image([i * 40, 255 - i * 30, i]))
+        .collect();
+    let texts = ["a photo of a cat", "a dog", "cat cat", ""];
+    let want_images = model.embed_images(&images).unwrap();
+    let want_texts = model.embed_texts(&texts).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..20 {
+                    assert_eq!(model.embed_images(&images).unwrap(), want_images);
+                    assert_eq!(model.embed_texts(&texts).unwrap(), want_texts);
+                }
+            });
+        }
+    });
+    for g in GraphKind::ALL {
+        let n = model.sessions_created(g);
+        assert!((1..=3).contains(&n), "{g}: {n} sessions");
+    }
+}
+
+#[test]
+fn tampered_and_corrupt_graphs() {
+    if !ort_available() {
+        return;
+    }
+    // Tampered: checksum mismatch names the file.
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let mut bytes = projection_onnx();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(dir.path().join("projection.onnx"), &bytes).unwrap();
+    let err = Model::open(dir.path(), &RuntimeOptions::default()).unwrap_err();
+    assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("projection.onnx"));
+
+    // Corrupt but with a matching checksum: ONNX Runtime's error, naming the graph.
+    let mut m = manifest(false);
+    m.graphs.projection.sha256 = hex(&bytes);
+    std::fs::write(dir.path().join("projection.onnx"), b"not an onnx model").unwrap();
+    m.graphs.projection.sha256 = hex(b"not an onnx model");
+    write_manifest(dir.path(), &m);
+    let err = Model::open(dir.path(), &RuntimeOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Session {
+                graph: GraphKind::Projection,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_second_library_is_refused() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let other = dir.path().join("libonnxruntime.so");
+    std::fs::write(&other, b"x").unwrap();
+    let options = RuntimeOptions {
+        onnxruntime_library: Some(other),
+        ..RuntimeOptions::default()
+    };
+    let err = Model::open(dir.path(), &options).unwrap_err();
+    assert!(
+        matches!(err, Error::OnnxRuntimeAlreadyLoaded { .. }),
+        "{err}"
+    );
+    // Naming the library that is loaded is fine.
+    let loaded = vtde_runtime::onnxruntime::loaded()
+        .unwrap()
+        .library_path()
+        .to_path_buf();
+    let options = RuntimeOptions {
+        onnxruntime_library: Some(loaded),
+        ..RuntimeOptions::default()
+    };
+    Model::open(dir.path(), &options).unwrap();
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn missing_execution_provider_feature_is_an_error() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let options = RuntimeOptions {
+        execution_providers: vec![vtde_runtime::ExecutionProvider::Cuda { device_id: 0 }],
+        ..RuntimeOptions::default()
+    };
+    let err = Model::open(dir.path(), &options).unwrap_err();
+    assert!(
+        matches!(err, Error::ExecutionProviderUnavailable { .. }),
+        "{err}"
+    );
+}
+
+/// Records an `ort` 2.0.0-rc.15 / ONNX Runtime 1.31 behaviour the runtime was designed
+/// around: zero-row tensors are accepted (here by a MatMul projection). The runtime still
+/// never feeds them (see `Model::project`).
+#[test]
+fn ort_accepts_zero_row_tensors() {
+    if !ort_available() {
+        return;
+    }
+    let rt = vtde_runtime::onnxruntime::loaded().unwrap();
+    let mut session = ort::session::Session::builder(rt.environment())
+        .unwrap()
+        .commit_from_memory(&projection_onnx())
+        .unwrap();
+    let img = Array2::<f32>::zeros((0, DV));
+    let txt = Array2::<f32>::ones((2, DT));
+    let outputs = session
+        .run(ort::inputs![
+            "image_features" => ort::value::TensorRef::from_array_view(img.view()).unwrap(),
+            "text_features" => ort::value::TensorRef::from_array_view(txt.view()).unwrap(),
+        ])
+        .unwrap();
+    let image_embeds = outputs["image_embeds"].try_extract_array::<f32>().unwrap();
+    assert_eq!(image_embeds.shape(), &[0, P]);
+    let text_embeds = outputs["text_embeds"].try_extract_array::<f32>().unwrap();
+    assert_eq!(text_embeds.shape(), &[2, P]);
+}
