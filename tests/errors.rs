@@ -132,3 +132,81 @@ fn not_a_checkpoint_directory() {
         "{msg}"
     );
 }
+
+/// A writable copy of an exported fixture package.
+fn package_copy(config: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dst = tmp.path().join("package");
+    fs::create_dir(&dst).expect("mkdir");
+    for entry in fs::read_dir(vtde_tests::exported_package(config)).expect("package") {
+        let entry = entry.expect("entry");
+        fs::copy(entry.path(), dst.join(entry.file_name())).expect("copy");
+    }
+    (tmp, dst)
+}
+
+fn open_error(package: &Path) -> String {
+    match vtde_runtime::Model::open(package, &vtde_runtime::RuntimeOptions::default()) {
+        Ok(_) => panic!("opening a bad package succeeded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn missing_graph_file_is_named() {
+    let (_tmp, pkg) = package_copy("vit-bert-tiny");
+    fs::remove_file(pkg.join("text.onnx")).expect("rm");
+    let msg = open_error(&pkg);
+    assert!(msg.contains("text.onnx"), "{msg}");
+}
+
+#[test]
+fn tampered_graph_fails_its_checksum() {
+    let (_tmp, pkg) = package_copy("vit-bert-tiny");
+    let path = pkg.join("vision.onnx");
+    let mut bytes = fs::read(&path).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    fs::write(&path, bytes).expect("write");
+    let msg = open_error(&pkg);
+    assert!(msg.contains("vision.onnx") && msg.contains("sha256"), "{msg}");
+}
+
+#[test]
+fn manifest_from_a_newer_format_is_refused() {
+    let (_tmp, pkg) = package_copy("vit-bert-tiny");
+    let path = pkg.join("vtde.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+    json["format_version"] = 99.into();
+    fs::write(&path, serde_json::to_vec(&json).expect("encode")).expect("write");
+    let msg = open_error(&pkg);
+    assert!(msg.contains("vtde.json") && msg.contains("99"), "{msg}");
+}
+
+#[test]
+fn corrupt_manifest_is_named() {
+    let (_tmp, pkg) = package_copy("vit-bert-tiny");
+    fs::write(pkg.join("vtde.json"), b"{ \"format_version\": 1, ").expect("write");
+    let msg = open_error(&pkg);
+    assert!(msg.contains("vtde.json"), "{msg}");
+}
+
+#[test]
+fn corrupt_and_truncated_images_are_errors_that_name_the_file() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let png = fs::read(vtde_tests::input_image("astronaut.png")).expect("read");
+    let cases: [(&str, &[u8]); 3] = [
+        ("text.jpg", b"just some text"),
+        ("empty.png", b""),
+        ("truncated.png", &png[..png.len() / 2]),
+    ];
+    for (name, bytes) in cases {
+        let path = tmp.path().join(name);
+        fs::write(&path, bytes).expect("write");
+        match vtde_runtime::load_image(&path) {
+            Ok(_) => panic!("{name} decoded"),
+            Err(e) => assert!(e.to_string().contains(name), "{name}: {e}"),
+        }
+    }
+}
