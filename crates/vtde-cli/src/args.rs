@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use vtde_runtime::manifest::Precision;
 
 /// vtde: run CLIP-style vision-text dual encoders through ONNX Runtime, without Python.
 ///
@@ -21,6 +22,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Zero-shot classify images against text labels; prints CSV to stdout.
     Score(ScoreArgs),
+    /// Measure speed: the graphs of a package, or image preprocessing, against the Python
+    /// baselines in the same run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(Debug, Args)]
@@ -29,6 +34,17 @@ pub struct ExportArgs {
     pub checkpoint: PathBuf,
     /// Package directory to write.
     pub out: PathBuf,
+    /// Also write int8 variants of the towers (dynamic quantization, for the CPU).
+    #[arg(long, value_name = "int8", value_parser = ["int8"])]
+    pub quantize: Option<String>,
+    /// Also write variants of the towers in these precisions (fp16: for GPU execution
+    /// providers; int8: as --quantize int8). May repeat.
+    #[arg(long, value_name = "fp16|int8", value_parser = parse_precision)]
+    pub precision: Vec<Precision>,
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    Precision::from_name(s).ok_or_else(|| format!("`{s}` is not one of fp32, fp16, int8"))
 }
 
 /// Options for loading a package and running it.
@@ -41,6 +57,9 @@ pub struct RuntimeArgs {
     /// Threads ONNX Runtime uses inside each operator (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Precision of the tower graphs to run; the package must carry that variant.
+    #[arg(long = "run-precision", value_name = "fp32|fp16|int8", default_value = "fp32", value_parser = parse_precision)]
+    pub precision: Precision,
 }
 
 #[derive(Debug, Args)]
@@ -58,4 +77,53 @@ pub struct ScoreArgs {
     pub batch_size: u32,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Throughput of a package's graphs at several batch sizes and sequence lengths, next
+    /// to torch eager and torch.onnx.export + onnxruntime on the same checkpoint.
+    Model(BenchModelArgs),
+    /// Image decoding and preprocessing per image, next to PIL + transformers' processors.
+    Preprocess(BenchPreprocessArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchModelArgs {
+    /// Package directory to measure.
+    pub package: PathBuf,
+    /// The checkpoint the package was exported from: runs the Python baselines on it.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Python of the reference environment (../shared/reference-env.sh) for the baselines.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Image batch sizes.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub batch_sizes: Vec<usize>,
+    /// Text lengths in tokens (at batch 32).
+    #[arg(long, value_delimiter = ',', default_value = "16,77")]
+    pub seq_lens: Vec<usize>,
+    /// Timed runs per measurement (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Precisions to measure (variants the package carries).
+    #[arg(long, value_delimiter = ',', default_value = "fp32", value_parser = parse_precision)]
+    pub precisions: Vec<Precision>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPreprocessArgs {
+    /// Package whose image preprocessing is measured.
+    pub package: PathBuf,
+    /// Image files to measure on (default: generated from the test photos).
+    pub images: Vec<PathBuf>,
+    /// Python of the reference environment (../shared/reference-env.sh) for the baseline.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Timed passes over the images (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
 }

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Export(a) => commands::export::run(a).map(|()| Outcome::AllGood),
         Command::Score(a) => commands::score::run(a),
+        Command::Bench(b) => commands::bench::run(b).map(|()| Outcome::AllGood),
     };
     match result {
         Ok(Outcome::AllGood) => ExitCode::SUCCESS,

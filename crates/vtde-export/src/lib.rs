@@ -22,7 +22,8 @@ pub mod towers;
 use std::path::{Path, PathBuf};
 
 use vtde_runtime::manifest::{
-    self, GraphFile, Graphs, Manifest, Producer, Source, FORMAT_VERSION, MANIFEST_FILE,
+    self, GraphFile, GraphVariant, Graphs, Manifest, Producer, Source, FORMAT_VERSION,
+    MANIFEST_FILE,
 };
 
 pub use error::{Error, Result};
@@ -299,19 +300,20 @@ pub fn export_with(
         Ok(GraphFile {
             file: file.to_owned(),
             opset: onnx::OPSET,
-            precision: "fp32".to_owned(),
+            precision: Precision::Fp32,
             sha256,
             output_dim,
+            variants: Vec::new(),
         })
     };
     progress("building vision.onnx");
-    let vision_graph = graph(
+    let mut vision_graph = graph(
         "vision.onnx",
         vision.build(&weights, "vision_model.", Precision::Fp32)?,
         vision.output_dim(),
     )?;
     progress("building text.onnx");
-    let text_graph = graph(
+    let mut text_graph = graph(
         "text.onnx",
         text.build(&weights, "text_model.", Precision::Fp32)?,
         text.output_dim(),
@@ -332,17 +334,29 @@ pub fn export_with(
         projection_dim,
     )?;
     for &precision in &options.variants {
-        let p = precision.name();
-        progress(&format!("building vision.{p}.onnx"));
-        writer.write_model(
-            &format!("vision.{p}.onnx"),
-            &vision.build(&weights, "vision_model.", precision)?,
-        )?;
-        progress(&format!("building text.{p}.onnx"));
-        writer.write_model(
-            &format!("text.{p}.onnx"),
-            &text.build(&weights, "text_model.", precision)?,
-        )?;
+        if precision == Precision::Fp32 {
+            continue;
+        }
+        // One graph in memory at a time: a tower's graph is as large as its weights.
+        for name in ["vision", "text"] {
+            let file = format!("{name}.{}.onnx", precision.name());
+            progress(&format!("building {file}"));
+            let (model, entry) = if name == "vision" {
+                let model = vision.build(&weights, "vision_model.", precision)?;
+                (model, &mut vision_graph)
+            } else {
+                (
+                    text.build(&weights, "text_model.", precision)?,
+                    &mut text_graph,
+                )
+            };
+            let sha256 = writer.write_model(&file, &model)?;
+            entry.variants.push(GraphVariant {
+                file,
+                precision,
+                sha256,
+            });
+        }
     }
     writer.write_bytes(tokenizer::TOKENIZER_FILE, &tokenizer_bytes)?;
 

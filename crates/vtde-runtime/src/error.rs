@@ -114,6 +114,17 @@ pub enum Error {
     },
 
     /// The library loaded, but ONNX Runtime could not be set up.
+    /// The package has no graph in the precision asked for.
+    #[error(
+        "the package {package} has no {precision} variant of the {graph}; export one with \
+         `vtde export --precision {precision}` (or `--quantize int8`), or run in fp32"
+    )]
+    MissingVariant {
+        package: PathBuf,
+        graph: GraphKind,
+        precision: crate::manifest::Precision,
+    },
+
     #[error("ONNX Runtime library {path} failed to initialise: {message}")]
     OnnxRuntimeInit { path: PathBuf, message: String },
 

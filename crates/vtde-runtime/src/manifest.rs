@@ -174,12 +174,80 @@ pub struct GraphFile {
     pub file: String,
     /// The ONNX default-domain opset the graph imports.
     pub opset: i64,
-    /// Weight precision: `fp32` (later also `fp16`, `int8`).
-    pub precision: String,
+    /// Numeric precision of the graph in `file`: always `fp32` for the main graph.
+    pub precision: Precision,
     /// Lowercase hex sha256 of the file.
     pub sha256: String,
     /// Width of the graph's main output (`Dv`, `Dt` or the projection size).
     pub output_dim: usize,
+    /// The same graph in other precisions (same inputs, outputs and opset), written by
+    /// `vtde export --quantize int8` or `--precision fp16`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<GraphVariant>,
+}
+
+impl GraphFile {
+    /// The file and sha256 of this graph in `precision`, if the package has it.
+    pub fn in_precision(&self, precision: Precision) -> Option<(&str, &str)> {
+        if precision == self.precision {
+            return Some((&self.file, &self.sha256));
+        }
+        self.variants
+            .iter()
+            .find(|v| v.precision == precision)
+            .map(|v| (v.file.as_str(), v.sha256.as_str()))
+    }
+}
+
+/// A precision variant of a graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphVariant {
+    /// File name, relative to the package directory.
+    pub file: String,
+    /// Its precision.
+    pub precision: Precision,
+    /// Lowercase hex sha256 of the file.
+    pub sha256: String,
+}
+
+/// Numeric precision of a graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 weights and activations.
+    #[default]
+    Fp32,
+    /// f16 weights and activations, layer norm and softmax in f32, f32 inputs and
+    /// outputs: for GPU execution providers.
+    Fp16,
+    /// int8 weights of the linear layers (per output channel), activations quantized
+    /// at run time: for the CPU.
+    Int8,
+}
+
+impl Precision {
+    /// The name used in manifests, file names and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fp32 => "fp32",
+            Self::Fp16 => "fp16",
+            Self::Int8 => "int8",
+        }
+    }
+
+    /// Parses a name as [`Precision::name`] writes it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Fp32, Self::Fp16, Self::Int8]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// The tool that wrote a package.

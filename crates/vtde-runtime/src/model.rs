@@ -21,7 +21,7 @@ use ndarray::{concatenate, Array2, Array4, ArrayView2, ArrayView4, Axis, CowArra
 use ort::value::TensorRef;
 
 use crate::error::{Error, GraphKind, Result};
-use crate::manifest::{names, Manifest};
+use crate::manifest::{names, Manifest, Precision};
 use crate::onnxruntime::{self, OnnxRuntime};
 use crate::package::Package;
 use crate::preprocess::{ImagePreprocessor, TextBatch, TextTokenizer};
@@ -58,6 +58,10 @@ pub struct RuntimeOptions {
     /// Items per graph run in [`Model::embed_images`] and [`Model::embed_texts`]
     /// (default 32; at least 1).
     pub batch_size: usize,
+    /// Precision of the vision and text graphs to run (default fp32). Other precisions
+    /// need the package to carry that variant (`vtde export --quantize int8` for the
+    /// CPU, `--precision fp16` for GPUs).
+    pub precision: Precision,
 }
 
 impl Default for RuntimeOptions {
@@ -72,6 +76,7 @@ impl Default for RuntimeOptions {
             fallback_to_cpu: true,
             verify_checksums: true,
             batch_size: 32,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -109,7 +114,7 @@ impl Model {
     /// creates one session per graph, checking each graph's inputs and outputs. Checksums
     /// and sessions are done in parallel.
     pub fn open(package_dir: impl AsRef<Path>, options: &RuntimeOptions) -> Result<Self> {
-        let package = Package::open_with(package_dir.as_ref(), false)?;
+        let package = Package::open_in(package_dir.as_ref(), false, options.precision)?;
         let manifest = package.manifest();
         let tokenizer = TextTokenizer::from_file(&package.tokenizer_path(), &manifest.text)?;
         let image = ImagePreprocessor::new(&manifest.image);

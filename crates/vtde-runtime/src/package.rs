@@ -15,13 +15,17 @@ use std::path::{Component, Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, GraphKind, Result};
-use crate::manifest::{self, GraphFile, Manifest, ResizeRule, FORMAT_VERSION, MANIFEST_FILE};
+use crate::manifest::{
+    self, GraphFile, Manifest, Precision, ResizeRule, FORMAT_VERSION, MANIFEST_FILE,
+};
 
 /// A package directory whose manifest has been read and whose files have been checked.
 #[derive(Debug, Clone)]
 pub struct Package {
     dir: PathBuf,
     manifest: Manifest,
+    /// The precision of the vision and text graphs in use (the projection is fp32).
+    precision: Precision,
 }
 
 impl Package {
@@ -33,12 +37,36 @@ impl Package {
     /// Opens the package in `dir`; verifies the graphs' sha256 only if `verify_checksums`.
     /// File existence is always checked.
     pub fn open_with(dir: impl AsRef<Path>, verify_checksums: bool) -> Result<Self> {
+        Self::open_in(dir, verify_checksums, Precision::Fp32)
+    }
+
+    /// Opens the package in `dir` to run its vision and text graphs in `precision` (the
+    /// package must have that variant); verifies the sha256 of the graphs in use only if
+    /// `verify_checksums`.
+    pub fn open_in(
+        dir: impl AsRef<Path>,
+        verify_checksums: bool,
+        precision: Precision,
+    ) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let manifest_path = dir.join(MANIFEST_FILE);
         let bytes = std::fs::read(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
         let manifest = parse_manifest(&manifest_path, &bytes)?;
         validate_manifest(&manifest_path, &manifest)?;
-        let package = Package { dir, manifest };
+        let package = Package {
+            dir,
+            manifest,
+            precision,
+        };
+        for kind in [GraphKind::Vision, GraphKind::Text] {
+            if package.graph(kind).in_precision(precision).is_none() {
+                return Err(Error::MissingVariant {
+                    package: package.dir.clone(),
+                    graph: kind,
+                    precision,
+                });
+            }
+        }
 
         let tokenizer = package.tokenizer_path();
         if !tokenizer.is_file() {
@@ -81,9 +109,28 @@ impl Package {
         }
     }
 
-    /// The path of a graph's ONNX file.
+    /// The precision of the vision and text graphs in use.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The file name and sha256 of the graph in use: the variant in the package's
+    /// precision for the towers, the fp32 graph for the projection.
+    fn graph_in_use(&self, kind: GraphKind) -> (&str, &str) {
+        let graph = self.graph(kind);
+        let precision = match kind {
+            GraphKind::Projection => graph.precision,
+            GraphKind::Vision | GraphKind::Text => self.precision,
+        };
+        // `open_in` checked that the variant exists.
+        graph
+            .in_precision(precision)
+            .unwrap_or((&graph.file, &graph.sha256))
+    }
+
+    /// The path of the ONNX file of a graph in use.
     pub fn graph_path(&self, kind: GraphKind) -> PathBuf {
-        self.dir.join(&self.graph(kind).file)
+        self.dir.join(self.graph_in_use(kind).0)
     }
 
     /// The path of the tokenizer file.
@@ -99,7 +146,7 @@ impl Package {
                 .iter()
                 .map(|&kind| {
                     let path = self.graph_path(kind);
-                    let expected = self.graph(kind).sha256.to_ascii_lowercase();
+                    let expected = self.graph_in_use(kind).1.to_ascii_lowercase();
                     scope.spawn(move || {
                         let actual = sha256_file(&path)?;
                         if actual == expected {
@@ -214,6 +261,25 @@ pub fn validate_manifest(path: &Path, m: &Manifest) -> Result<()> {
         if g.output_dim == 0 {
             return invalid(format!("`graphs.{field}.output_dim` must be positive"));
         }
+        if g.precision != Precision::Fp32 {
+            return invalid(format!(
+                "`graphs.{field}.precision` must be fp32 (variants hold the others)"
+            ));
+        }
+        for v in &g.variants {
+            if !is_plain_relative(&v.file) {
+                return invalid(format!(
+                    "a variant of `graphs.{field}` must be a relative path inside the package, got {:?}",
+                    v.file
+                ));
+            }
+            if v.sha256.len() != 64 || !v.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return invalid(format!(
+                    "the {} variant of `graphs.{field}` needs a sha256 of 64 hex digits, got {:?}",
+                    v.precision, v.sha256
+                ));
+            }
+        }
     }
     if m.graphs.projection.output_dim != m.projection_dim {
         return invalid(format!(
@@ -309,9 +375,10 @@ pub(crate) mod tests {
         let graph = |file: &str, dim| GraphFile {
             file: file.into(),
             opset: 17,
-            precision: "fp32".into(),
+            precision: Precision::Fp32,
             sha256: "0".repeat(64),
             output_dim: dim,
+            variants: Vec::new(),
         };
         Manifest {
             format_version: FORMAT_VERSION,

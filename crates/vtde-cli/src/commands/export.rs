@@ -2,11 +2,20 @@
 
 use anyhow::{Context, Result};
 
+use vtde_runtime::manifest::Precision;
+
 use crate::args::ExportArgs;
 
 pub fn run(args: &ExportArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let exported = vtde_export::export(&args.checkpoint, &args.out, &mut |step| {
+    let mut variants = args.precision.clone();
+    if args.quantize.is_some() {
+        variants.push(Precision::Int8);
+    }
+    variants.sort_by_key(|p| p.name());
+    variants.dedup();
+    let options = vtde_export::ExportOptions { variants };
+    let exported = vtde_export::export_with(&args.checkpoint, &args.out, &options, &mut |step| {
         eprintln!("vtde export: {step}");
     })
     .with_context(|| {

@@ -1,5 +1,6 @@
 //! One module per subcommand, and what they share.
 
+pub mod bench;
 pub mod export;
 pub mod score;
 
@@ -15,6 +16,7 @@ pub fn open_model(package: &Path, args: &RuntimeArgs) -> Result<Model> {
     let options = RuntimeOptions {
         onnxruntime_library: args.onnxruntime.clone(),
         intra_op_threads: args.threads,
+        precision: args.precision,
         ..RuntimeOptions::default()
     };
     Model::open(package, &options).with_context(|| format!("opening package {}", package.display()))

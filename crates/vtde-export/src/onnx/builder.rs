@@ -66,32 +66,17 @@ impl Attr {
     }
 }
 
-/// The numeric precision a graph is emitted in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    /// Everything in f32.
-    #[default]
-    Fp32,
-    /// Weights and activations in f16, for GPU execution providers. Layer norm and
-    /// softmax run in f32 (their sums overflow f16), and the graph's inputs and outputs
-    /// stay f32, so the package contract does not change.
-    Fp16,
-    /// The linear layers' weights in int8 (symmetric, per output channel), activations
-    /// quantized on the fly (`DynamicQuantizeLinear` → `MatMulInteger`, the pattern ONNX
-    /// Runtime fuses into its dynamic-quantized matmul kernel); everything else f32.
-    Int8,
-}
-
-impl Precision {
-    /// The name used in manifests and file names.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Fp32 => "fp32",
-            Self::Fp16 => "fp16",
-            Self::Int8 => "int8",
-        }
-    }
-}
+/// The numeric precision a graph is emitted in (the manifest's enum, so that a graph's
+/// precision and its manifest entry cannot disagree):
+/// - `Fp32`: everything in f32;
+/// - `Fp16`: weights and activations in f16, for GPU execution providers; layer norm and
+///   softmax run in f32 (their sums overflow f16), and the graph's inputs and outputs stay
+///   f32, so the package contract does not change;
+/// - `Int8`: the linear layers' weights in int8 (symmetric, per output channel),
+///   activations quantized on the fly (`DynamicQuantizeLinear` → `MatMulInteger`, the
+///   pattern ONNX Runtime fuses into its dynamic-quantized matmul kernel); everything else
+///   f32.
+pub use vtde_runtime::manifest::Precision;
 
 /// Builds one ONNX graph.
 #[derive(Debug)]

@@ -217,9 +217,10 @@ pub fn manifest(with_types: bool) -> Manifest {
     let graph = |file: &str, bytes: &[u8], dim| GraphFile {
         file: file.into(),
         opset: 17,
-        precision: "fp32".into(),
+        precision: Precision::Fp32,
         sha256: hex(bytes),
         output_dim: dim,
+        variants: Vec::new(),
     };
     let mut inputs = vec!["input_ids".to_string(), "attention_mask".to_string()];
     if with_types {
