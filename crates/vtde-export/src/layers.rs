@@ -472,6 +472,30 @@ pub enum NormPlacement {
     Post,
 }
 
+/// Where an encoder layer's weights sit inside its module, as each architecture names
+/// them.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerNames {
+    pub attention: AttentionNames,
+    pub fc1: &'static str,
+    pub fc2: &'static str,
+    pub norm1: &'static str,
+    pub norm2: &'static str,
+}
+
+/// The sizes and choices an encoder layer is built with.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerShape {
+    pub hidden: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub activation: Activation,
+    pub layer_norm_eps: f32,
+    /// Whether the query, key and value projections have biases.
+    pub qkv_bias: [bool; 3],
+    pub placement: NormPlacement,
+}
+
 /// One transformer encoder layer.
 #[derive(Debug, Clone)]
 pub struct EncoderLayer {
@@ -486,6 +510,32 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
+    /// Loads a layer from the module `w`, with BEiT-style branch scales when given.
+    pub fn load(
+        g: &mut GraphBuilder,
+        w: &WeightScope,
+        names: &LayerNames,
+        shape: &LayerShape,
+        layer_scale: Option<(Value, Value)>,
+    ) -> Result<Self> {
+        let h = shape.hidden;
+        Ok(Self {
+            attention: Attention::load(g, w, names.attention, h, shape.heads, shape.qkv_bias)?,
+            mlp: Mlp::load(
+                g,
+                w,
+                (names.fc1, names.fc2),
+                h,
+                shape.intermediate,
+                shape.activation,
+            )?,
+            norm1: LayerNorm::load(g, w, names.norm1, h, shape.layer_norm_eps)?,
+            norm2: LayerNorm::load(g, w, names.norm2, h, shape.layer_norm_eps)?,
+            placement: shape.placement,
+            layer_scale,
+        })
+    }
+
     pub fn forward(&self, g: &mut GraphBuilder, x: &Value, mask: Option<&Value>) -> Value {
         match self.placement {
             NormPlacement::Pre => {
@@ -512,6 +562,60 @@ impl EncoderLayer {
             }
         }
     }
+}
+
+/// Declares the vision graph's input, `pixel_values` `[batch, channels, size, size]`.
+pub fn pixel_input(g: &mut GraphBuilder, channels: usize, size: usize) -> Value {
+    g.input(
+        vtde_runtime::manifest::names::PIXEL_VALUES,
+        DataType::Float,
+        &[
+            crate::onnx::Dim::Dynamic("batch"),
+            crate::onnx::Dim::Fixed(channels as i64),
+            crate::onnx::Dim::Fixed(size as i64),
+            crate::onnx::Dim::Fixed(size as i64),
+        ],
+    )
+}
+
+/// Cuts `pixels` into `patch`×`patch` patches and embeds each (a strided convolution):
+/// `[batch, patches, hidden]`.
+pub fn patch_embedding(
+    g: &mut GraphBuilder,
+    pixels: &Value,
+    kernel: &Value,
+    bias: Option<&Value>,
+    hidden: usize,
+    patch: usize,
+) -> Value {
+    let p = patch as i64;
+    let x = g.conv2d(pixels, kernel, bias, [p; 2], [p; 2]);
+    let x = g.reshape(&x, &[0, hidden as i64, -1]);
+    g.transpose(&x, &[0, 2, 1])
+}
+
+/// Puts learned `[hidden]` tokens (class, distillation) in front of the patches of every
+/// image of the batch.
+pub fn prepend_tokens(
+    g: &mut GraphBuilder,
+    pixels: &Value,
+    tokens: &[Value],
+    patches: Value,
+    hidden: usize,
+) -> Value {
+    let batch = g.shape_slice(pixels, 0, 1);
+    let rest = g.const_i64(&[2], &[1, hidden as i64]);
+    let shape = g.concat(&[&batch, &rest], 0);
+    let mut parts: Vec<Value> = tokens
+        .iter()
+        .map(|t| {
+            let t = g.reshape(t, &[1, 1, hidden as i64]);
+            g.expand(&t, &shape)
+        })
+        .collect();
+    parts.push(patches);
+    let refs: Vec<&Value> = parts.iter().collect();
+    g.concat(&refs, 1)
 }
 
 /// `x[:, 0]`: the first token of `[batch, seq, hidden]`.

@@ -16,13 +16,27 @@ use vtde_runtime::manifest::names;
 use crate::checkpoint::{ConfigView, Weights};
 use crate::error::Result;
 use crate::layers::{
-    additive_padding_mask, Activation, Attention, AttentionNames, EncoderLayer, LayerNorm, Mlp,
-    NormPlacement, Pooler, WeightScope,
+    additive_padding_mask, Activation, AttentionNames, EncoderLayer, LayerNames, LayerNorm,
+    LayerShape, NormPlacement, Pooler, WeightScope,
 };
 use crate::onnx::builder::Precision;
 use crate::onnx::proto::DataType;
 use crate::onnx::proto::ModelProto;
 use crate::onnx::{Dim, GraphBuilder};
+
+/// Module names inside `encoder.layer.N`.
+const LAYER_NAMES: LayerNames = LayerNames {
+    attention: AttentionNames {
+        query: "attention.self.query",
+        key: "attention.self.key",
+        value: "attention.self.value",
+        output: "attention.output.dense",
+    },
+    fc1: "intermediate.dense",
+    fc2: "output.dense",
+    norm1: "attention.output.LayerNorm",
+    norm2: "output.LayerNorm",
+};
 
 /// Which member of the family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +95,18 @@ impl BertConfig {
             ));
         }
         Ok(c)
+    }
+
+    fn layer_shape(&self) -> LayerShape {
+        LayerShape {
+            hidden: self.hidden_size,
+            heads: self.num_heads,
+            intermediate: self.intermediate_size,
+            activation: self.activation,
+            layer_norm_eps: self.layer_norm_eps,
+            qkv_bias: [true; 3],
+            placement: NormPlacement::Post,
+        }
     }
 
     /// The longest sequence the tower accepts, special tokens included.
@@ -163,39 +189,7 @@ pub fn build(
     for i in 0..c.num_layers {
         let layer = w.child(&format!("encoder.layer.{i}"));
         x = g.scoped(&format!("layers.{i}"), |g| -> Result<_> {
-            let block = EncoderLayer {
-                attention: Attention::load(
-                    g,
-                    &layer,
-                    AttentionNames {
-                        query: "attention.self.query",
-                        key: "attention.self.key",
-                        value: "attention.self.value",
-                        output: "attention.output.dense",
-                    },
-                    h,
-                    c.num_heads,
-                    [true; 3],
-                )?,
-                mlp: Mlp::load(
-                    g,
-                    &layer,
-                    ("intermediate.dense", "output.dense"),
-                    h,
-                    c.intermediate_size,
-                    c.activation,
-                )?,
-                norm1: LayerNorm::load(
-                    g,
-                    &layer,
-                    "attention.output.LayerNorm",
-                    h,
-                    c.layer_norm_eps,
-                )?,
-                norm2: LayerNorm::load(g, &layer, "output.LayerNorm", h, c.layer_norm_eps)?,
-                placement: NormPlacement::Post,
-                layer_scale: None,
-            };
+            let block = EncoderLayer::load(g, &layer, &LAYER_NAMES, &c.layer_shape(), None)?;
             Ok(block.forward(g, &x, Some(&mask)))
         })?;
     }

@@ -14,18 +14,25 @@ use vtde_runtime::manifest::names;
 use crate::checkpoint::{ConfigView, Weights};
 use crate::error::Result;
 use crate::layers::{
-    additive_padding_mask, first_token, Activation, Attention, AttentionNames, EncoderLayer,
-    LayerNorm, Mlp, NormPlacement, WeightScope,
+    additive_padding_mask, first_token, patch_embedding, pixel_input, prepend_tokens, Activation,
+    AttentionNames, EncoderLayer, LayerNames, LayerNorm, LayerShape, NormPlacement, WeightScope,
 };
 use crate::onnx::builder::Precision;
 use crate::onnx::proto::{DataType, ModelProto};
 use crate::onnx::{Dim, GraphBuilder, Value};
 
-const ATTENTION: AttentionNames = AttentionNames {
-    query: "self_attn.q_proj",
-    key: "self_attn.k_proj",
-    value: "self_attn.v_proj",
-    output: "self_attn.out_proj",
+/// Module names inside `encoder.layers.N`.
+const LAYER_NAMES: LayerNames = LayerNames {
+    attention: AttentionNames {
+        query: "self_attn.q_proj",
+        key: "self_attn.k_proj",
+        value: "self_attn.v_proj",
+        output: "self_attn.out_proj",
+    },
+    fc1: "mlp.fc1",
+    fc2: "mlp.fc2",
+    norm1: "layer_norm1",
+    norm2: "layer_norm2",
 };
 
 /// What CLIP's vision and text encoders share.
@@ -52,6 +59,18 @@ impl EncoderConfig {
         })
     }
 
+    fn layer_shape(&self) -> LayerShape {
+        LayerShape {
+            hidden: self.hidden_size,
+            heads: self.num_heads,
+            intermediate: self.intermediate_size,
+            activation: self.activation,
+            layer_norm_eps: self.layer_norm_eps,
+            qkv_bias: [true; 3],
+            placement: NormPlacement::Pre,
+        }
+    }
+
     /// Emits the encoder layers under `encoder.layers.N`.
     fn forward(
         &self,
@@ -60,25 +79,10 @@ impl EncoderConfig {
         mut x: Value,
         mask: Option<&Value>,
     ) -> Result<Value> {
-        let h = self.hidden_size;
         for i in 0..self.num_layers {
             let layer = w.child(&format!("encoder.layers.{i}"));
             x = g.scoped(&format!("layers.{i}"), |g| -> Result<_> {
-                let block = EncoderLayer {
-                    attention: Attention::load(g, &layer, ATTENTION, h, self.num_heads, [true; 3])?,
-                    mlp: Mlp::load(
-                        g,
-                        &layer,
-                        ("mlp.fc1", "mlp.fc2"),
-                        h,
-                        self.intermediate_size,
-                        self.activation,
-                    )?,
-                    norm1: LayerNorm::load(g, &layer, "layer_norm1", h, self.layer_norm_eps)?,
-                    norm2: LayerNorm::load(g, &layer, "layer_norm2", h, self.layer_norm_eps)?,
-                    placement: NormPlacement::Pre,
-                    layer_scale: None,
-                };
+                let block = EncoderLayer::load(g, &layer, &LAYER_NAMES, &self.layer_shape(), None)?;
                 Ok(block.forward(g, &x, mask))
             })?;
         }
@@ -129,30 +133,14 @@ pub fn build_vision(
     let w =
         WeightScope::new(weights, prefix, &[]).with_alt_prefix(&format!("{prefix}vision_model."));
     let mut g = GraphBuilder::with_precision("vision", precision);
-    let (h, p, s) = (c.encoder.hidden_size, c.patch_size, c.image_size);
-    let pixels = g.input(
-        names::PIXEL_VALUES,
-        DataType::Float,
-        &[
-            Dim::Dynamic("batch"),
-            Dim::Fixed(c.num_channels as i64),
-            Dim::Fixed(s as i64),
-            Dim::Fixed(s as i64),
-        ],
-    );
+    let (h, p) = (c.encoder.hidden_size, c.patch_size);
+    let pixels = pixel_input(&mut g, c.num_channels, c.image_size);
     let embeddings = g.scoped("embeddings", |g| -> Result<_> {
         let e = w.child("embeddings");
         let kernel = e.initializer(g, "patch_embedding.weight", &[h, c.num_channels, p, p])?;
-        let x = g.conv2d(&pixels, &kernel, None, [p as i64; 2], [p as i64; 2]);
-        let x = g.reshape(&x, &[0, h as i64, -1]);
-        let patches = g.transpose(&x, &[0, 2, 1]);
+        let patches = patch_embedding(g, &pixels, &kernel, None, h, p);
         let class = e.initializer(g, "class_embedding", &[h])?;
-        let class = g.reshape(&class, &[1, 1, h as i64]);
-        let batch = g.shape_slice(&pixels, 0, 1);
-        let rest = g.const_i64(&[2], &[1, h as i64]);
-        let shape = g.concat(&[&batch, &rest], 0);
-        let class = g.expand(&class, &shape);
-        let tokens = g.concat(&[&class, &patches], 1);
+        let tokens = prepend_tokens(g, &pixels, &[class], patches, h);
         let positions = e.initializer(g, "position_embedding.weight", &[c.num_positions(), h])?;
         let x = g.add(&tokens, &positions);
         Ok(LayerNorm::load(g, &w, "pre_layrnorm", h, c.encoder.layer_norm_eps)?.forward(g, &x))

@@ -19,8 +19,8 @@ use vtde_runtime::manifest::names;
 use crate::checkpoint::{ConfigView, Tensor, Weights};
 use crate::error::Result;
 use crate::layers::{
-    first_token, Activation, Attention, AttentionNames, EncoderLayer, LayerNorm, Mlp,
-    NormPlacement, Pooler, WeightScope,
+    first_token, patch_embedding, pixel_input, prepend_tokens, Activation, AttentionNames,
+    EncoderLayer, LayerNames, LayerNorm, LayerShape, NormPlacement, Pooler, WeightScope,
 };
 use crate::onnx::builder::Precision;
 use crate::onnx::proto::{DataType, ModelProto};
@@ -36,6 +36,20 @@ const RENAMES: &[(&str, &str)] = &[
     ("intermediate.dense", "mlp.fc1"),
     ("output.dense", "mlp.fc2"),
 ];
+
+/// Module names inside `encoder.layer.N` (legacy names; see [`RENAMES`]).
+const LAYER_NAMES: LayerNames = LayerNames {
+    attention: AttentionNames {
+        query: "attention.attention.query",
+        key: "attention.attention.key",
+        value: "attention.attention.value",
+        output: "attention.output.dense",
+    },
+    fc1: "intermediate.dense",
+    fc2: "output.dense",
+    norm1: "layernorm_before",
+    norm2: "layernorm_after",
+};
 
 /// Which member of the family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +163,18 @@ impl VitConfig {
         })
     }
 
+    fn layer_shape(&self) -> LayerShape {
+        LayerShape {
+            hidden: self.hidden_size,
+            heads: self.num_heads,
+            intermediate: self.intermediate_size,
+            activation: self.activation,
+            layer_norm_eps: self.layer_norm_eps,
+            qkv_bias: self.qkv_bias,
+            placement: NormPlacement::Pre,
+        }
+    }
+
     /// Patches per side.
     pub fn grid(&self) -> usize {
         self.image_size / self.patch_size
@@ -185,38 +211,21 @@ pub fn build(
 ) -> Result<ModelProto> {
     let w = WeightScope::new(weights, prefix, RENAMES);
     let mut g = GraphBuilder::with_precision("vision", precision);
-    let (h, p, s) = (c.hidden_size, c.patch_size, c.image_size);
-    let pixels = g.input(
-        names::PIXEL_VALUES,
-        DataType::Float,
-        &[
-            Dim::Dynamic("batch"),
-            Dim::Fixed(c.num_channels as i64),
-            Dim::Fixed(s as i64),
-            Dim::Fixed(s as i64),
-        ],
-    );
+    let (h, p) = (c.hidden_size, c.patch_size);
+    let pixels = pixel_input(&mut g, c.num_channels, c.image_size);
 
     let embeddings = g.scoped("embeddings", |g| -> Result<_> {
         let e = w.child("embeddings");
         let patch = e.child("patch_embeddings.projection");
         let kernel = patch.initializer(g, "weight", &[h, c.num_channels, p, p])?;
         let bias = patch.initializer(g, "bias", &[h])?;
-        let x = g.conv2d(&pixels, &kernel, Some(&bias), [p as i64; 2], [p as i64; 2]);
-        let x = g.reshape(&x, &[0, h as i64, -1]);
-        let patches = g.transpose(&x, &[0, 2, 1]); // [batch, patches, hidden]
-        let batch = g.shape_slice(&pixels, 0, 1);
-        let rest = g.const_i64(&[2], &[1, h as i64]);
-        let token_shape = g.concat(&[&batch, &rest], 0);
-        let mut parts = Vec::new();
-        for token in c.prefix_tokens() {
-            let t = e.initializer(g, token, &[h])?;
-            let t = g.reshape(&t, &[1, 1, h as i64]);
-            parts.push(g.expand(&t, &token_shape));
-        }
-        parts.push(patches);
-        let refs: Vec<&Value> = parts.iter().collect();
-        let tokens = g.concat(&refs, 1);
+        let patches = patch_embedding(g, &pixels, &kernel, Some(&bias), h, p);
+        let tokens = c
+            .prefix_tokens()
+            .iter()
+            .map(|t| e.initializer(g, t, &[h]))
+            .collect::<Result<Vec<_>>>()?;
+        let tokens = prepend_tokens(g, &pixels, &tokens, patches, h);
         if c.absolute_positions {
             let positions = e.initializer(g, "position_embeddings", &[c.seq_len(), h])?;
             Ok(g.add(&tokens, &positions))
@@ -263,33 +272,7 @@ pub fn build(
             } else {
                 None
             };
-            let block = EncoderLayer {
-                attention: Attention::load(
-                    g,
-                    &layer,
-                    AttentionNames {
-                        query: "attention.attention.query",
-                        key: "attention.attention.key",
-                        value: "attention.attention.value",
-                        output: "attention.output.dense",
-                    },
-                    h,
-                    c.num_heads,
-                    c.qkv_bias,
-                )?,
-                mlp: Mlp::load(
-                    g,
-                    &layer,
-                    ("intermediate.dense", "output.dense"),
-                    h,
-                    c.intermediate_size,
-                    c.activation,
-                )?,
-                norm1: LayerNorm::load(g, &layer, "layernorm_before", h, c.layer_norm_eps)?,
-                norm2: LayerNorm::load(g, &layer, "layernorm_after", h, c.layer_norm_eps)?,
-                placement: NormPlacement::Pre,
-                layer_scale,
-            };
+            let block = EncoderLayer::load(g, &layer, &LAYER_NAMES, &c.layer_shape(), layer_scale)?;
             Ok(block.forward(g, &x, bias.as_ref()))
         })?;
     }
