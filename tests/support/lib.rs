@@ -120,6 +120,16 @@ impl Fixture {
 
 /// Exports a fixture checkpoint once per test process and returns the package directory.
 pub fn exported_package(config: &str) -> PathBuf {
+    export_once(config, &[])
+}
+
+/// Like [`exported_package`], with int8 and fp16 variants of the towers.
+pub fn exported_package_with_variants(config: &str) -> PathBuf {
+    use vtde_runtime::manifest::Precision;
+    export_once(config, &[Precision::Int8, Precision::Fp16])
+}
+
+fn export_once(config: &str, variants: &[vtde_runtime::manifest::Precision]) -> PathBuf {
     static DIRS: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
     let root = ROOT.get_or_init(|| tempfile::tempdir().expect("temp dir"));
@@ -127,11 +137,18 @@ pub fn exported_package(config: &str) -> PathBuf {
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    dirs.entry(config.to_owned())
+    let key = format!(
+        "{config}{}",
+        if variants.is_empty() { "" } else { "-variants" }
+    );
+    dirs.entry(key.clone())
         .or_insert_with(|| {
-            let out = root.path().join(config);
+            let out = root.path().join(&key);
             let checkpoint = fixtures_dir().join(config).join("checkpoint");
-            vtde_export::export(&checkpoint, &out, &mut |_| {})
+            let options = vtde_export::ExportOptions {
+                variants: variants.to_vec(),
+            };
+            vtde_export::export_with(&checkpoint, &out, &options, &mut |_| {})
                 .unwrap_or_else(|e| panic!("export of {config} failed: {e}"));
             out
         })

@@ -136,19 +136,21 @@ impl<'w> WeightScope<'w> {
     }
 }
 
-/// `y = x·Wᵀ + b`, with `W` stored transposed so that the graph is one `MatMul` (or,
-/// in an int8 graph, one dynamically quantized matmul).
+/// `y = x·Wᵀ + b`, with `W` stored transposed so that the graph is one `MatMul`, or, in
+/// an int8 graph, one integer matmul on a rotated, quantized input (see [`quantize_input`]).
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: LinearWeight,
     bias: Option<Value>,
+    out_dim: usize,
 }
 
 #[derive(Debug, Clone)]
 enum LinearWeight {
     /// `Wᵀ` in the graph's float type.
     Float(Value),
-    /// `Wᵀ` quantized per output column: `Wᵀ ≈ q · scale`, zero points 0.
+    /// `H·Wᵀ` (rows rotated as the input is, see [`quantize_input`]) quantized per output
+    /// column: `≈ q · scale`, zero points 0.
     Int8 {
         q: Value,
         scale: Value,
@@ -156,10 +158,41 @@ enum LinearWeight {
     },
 }
 
-/// Largest magnitude of a quantized weight. Seven bits, not eight: ONNX Runtime's AVX2
-/// u8×s8 kernels add pairs of products in i16, which can saturate with full-range
-/// weights (its own quantizer's `reduce_range` exists for the same reason).
-const INT8_WEIGHT_MAX: f32 = 63.0;
+/// Largest magnitude of a quantized weight or activation.
+const INT8_MAX: f32 = 127.0;
+
+/// Block size of the Hadamard rotation (the largest power of two up to 64 that divides
+/// the input width; 1 means no rotation).
+fn rotation_block(width: usize) -> usize {
+    let mut block = 64;
+    while block > 1 && !width.is_multiple_of(block) {
+        block /= 2;
+    }
+    block
+}
+
+/// The orthonormal Sylvester-Hadamard matrix of size `n` (a power of two), row-major.
+/// It is symmetric and its own inverse.
+fn hadamard(n: usize) -> Vec<f64> {
+    let mut h = vec![1.0f64];
+    let mut size = 1;
+    while size < n {
+        let mut next = vec![0.0; 4 * size * size];
+        for i in 0..size {
+            for j in 0..size {
+                let v = h[i * size + j];
+                next[i * 2 * size + j] = v;
+                next[i * 2 * size + j + size] = v;
+                next[(i + size) * 2 * size + j] = v;
+                next[(i + size) * 2 * size + j + size] = -v;
+            }
+        }
+        h = next;
+        size *= 2;
+    }
+    let norm = (n as f64).sqrt();
+    h.iter().map(|v| v / norm).collect()
+}
 
 impl Linear {
     /// Loads `{module}.weight` (`[out, in]`) and, when `bias`, `{module}.bias`.
@@ -175,49 +208,92 @@ impl Linear {
         let weight_t = w
             .tensor(&format!("{module}.weight"), &[out_dim, in_dim])?
             .transposed();
-        let weight = match g.precision() {
-            Precision::Int8 => {
-                let (q, scales) = quantize_columns(&weight_t.data, in_dim, out_dim);
-                LinearWeight::Int8 {
-                    q: g.weight_i8(&format!("{name}.T.int8"), &[in_dim, out_dim], &q),
-                    scale: g.weight(&format!("{name}.T.scale"), &[out_dim], &scales),
-                    zero_point: g.weight_i8(
-                        &format!("{name}.T.zero_point"),
-                        &[out_dim],
-                        &vec![0; out_dim],
-                    ),
+        // An input too narrow to rotate in blocks of 8 or more cannot spread its outliers,
+        // and plain quantization of it costs too much accuracy: such a layer (never one of
+        // a real model, whose widths are multiples of 64) stays in float.
+        let quantize = g.precision() == Precision::Int8 && rotation_block(in_dim) >= 8;
+        let weight =
+            match g.precision() {
+                Precision::Int8 if quantize => {
+                    let (q, scales) = quantize_weight(&weight_t.data, in_dim, out_dim);
+                    LinearWeight::Int8 {
+                        q: g.weight_i8(&format!("{name}.T.int8"), &[in_dim, out_dim], &q),
+                        scale: g.weight(&format!("{name}.T.scale"), &[out_dim], &scales),
+                        zero_point: g.weight_i8(
+                            &format!("{name}.T.zero_point"),
+                            &[out_dim],
+                            &vec![0; out_dim],
+                        ),
+                    }
                 }
-            }
-            Precision::Fp32 | Precision::Fp16 => LinearWeight::Float(g.weight(
-                &format!("{name}.T"),
-                &[in_dim, out_dim],
-                &weight_t.data,
-            )),
-        };
+                Precision::Int8 | Precision::Fp32 | Precision::Fp16 => LinearWeight::Float(
+                    g.weight(&format!("{name}.T"), &[in_dim, out_dim], &weight_t.data),
+                ),
+            };
         let bias = if bias {
             Some(w.initializer(g, &format!("{module}.bias"), &[out_dim])?)
         } else {
             None
         };
-        Ok(Self { weight, bias })
+        Ok(Self {
+            weight,
+            bias,
+            out_dim,
+        })
     }
 
-    pub fn forward(&self, g: &mut GraphBuilder, x: &Value) -> Value {
+    /// Whether this layer runs on a quantized input.
+    pub fn is_quantized(&self) -> bool {
+        matches!(self.weight, LinearWeight::Int8 { .. })
+    }
+
+    /// `x·Wᵀ + b` for `x` of any rank; `in_dim` is `x`'s last dimension.
+    pub fn forward(&self, g: &mut GraphBuilder, x: &Value, in_dim: usize) -> Value {
+        match &self.weight {
+            LinearWeight::Float(weight_t) => {
+                let y = g.matmul(x, weight_t);
+                self.add_bias(g, y)
+            }
+            LinearWeight::Int8 { .. } => {
+                let input = quantize_input(g, x, in_dim);
+                self.forward_quantized(g, &input)
+            }
+        }
+    }
+
+    /// The layer on an input already quantized by [`quantize_input`] (so that the
+    /// query, key and value projections share one quantization of their input).
+    pub fn forward_quantized(&self, g: &mut GraphBuilder, input: &QuantizedInput) -> Value {
         let y = match &self.weight {
-            LinearWeight::Float(weight_t) => g.matmul(x, weight_t),
             LinearWeight::Int8 {
                 q,
                 scale,
                 zero_point,
             } => {
-                let quantized = g.node_multi("DynamicQuantizeLinear", &[x], vec![], 3);
-                let [xq, x_scale, x_zero_point] = [&quantized[0], &quantized[1], &quantized[2]];
-                let product = g.node("MatMulInteger", &[xq, q, x_zero_point, zero_point], vec![]);
+                let product = g.node(
+                    "MatMulInteger",
+                    &[&input.q, q, &input.zero_point, zero_point],
+                    vec![],
+                );
+                // Cast → Mul(Mul(1, column scale)) is the shape ONNX Runtime fuses into
+                // its integer-matmul-to-float kernel.
                 let product = g.cast(&product, DataType::Float);
-                let scale = g.mul(x_scale, scale);
-                g.mul(&product, &scale)
+                let one = g.scalar_f32(1.0);
+                let column_scale = g.mul(&one, scale);
+                let y = g.mul(&product, &column_scale);
+                let y = g.mul(&y, &input.row_scale);
+                let n = g.const_i64(&[1], &[self.out_dim as i64]);
+                let shape = g.concat(&[&input.leading_shape, &n], 0);
+                g.node("Reshape", &[&y, &shape], vec![])
             }
+            // Not reached: float layers never get a quantized input; running the float
+            // matmul would need the unquantized input, which the caller no longer has.
+            LinearWeight::Float(weight_t) => g.matmul(&input.q, weight_t),
         };
+        self.add_bias(g, y)
+    }
+
+    fn add_bias(&self, g: &mut GraphBuilder, y: Value) -> Value {
         match &self.bias {
             Some(b) => g.add(&y, b),
             None => y,
@@ -225,29 +301,124 @@ impl Linear {
     }
 }
 
-/// Symmetric per-column int8 quantization of a row-major `[rows, cols]` matrix: returns
-/// the quantized values and one scale per column.
-fn quantize_columns(data: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
-    let mut scales = vec![0f32; cols];
-    for r in 0..rows {
-        for (c, s) in scales.iter_mut().enumerate() {
-            *s = s.max(data[r * cols + c].abs());
+/// An activation prepared for int8 linear layers (see [`quantize_input`]).
+#[derive(Debug, Clone)]
+pub struct QuantizedInput {
+    /// `[rows, width]` uint8, zero point 128.
+    q: Value,
+    /// The uint8 zero point, 128.
+    zero_point: Value,
+    /// `[rows, 1]`: each row's scale.
+    row_scale: Value,
+    /// The input's shape without its last dimension, to restore the output's rank.
+    leading_shape: Value,
+}
+
+/// Quantizes `x` (last dimension `width`) for int8 linear layers, calibration-free:
+/// a block-Hadamard rotation of the last dimension spreads the outlier channels of
+/// transformer activations over their block, then each row (token) is quantized
+/// symmetrically to uint8 (shifted by 128) with its own scale. Per-row scales keep a
+/// text's embedding independent of what else is in its batch. The weights are rotated
+/// the same way at export time ([`quantize_weight`]), so the product is unchanged.
+///
+/// Measured on all-MiniLM-L6-v2's text tower: embedding cosine 0.9994 against fp32,
+/// where plain per-tensor dynamic quantization gives 0.991.
+pub fn quantize_input(g: &mut GraphBuilder, x: &Value, width: usize) -> QuantizedInput {
+    let block = rotation_block(width);
+    let rows = if block > 1 {
+        let blocks = g.reshape(x, &[-1, block as i64]);
+        let h = g.shared_f32(&format!("hadamard{block}"), &[block, block], || {
+            hadamard(block).iter().map(|&v| v as f32).collect()
+        });
+        let rotated = g.matmul(&blocks, &h);
+        g.reshape(&rotated, &[-1, width as i64])
+    } else {
+        g.reshape(x, &[-1, width as i64])
+    };
+    let magnitude = g.unary("Abs", &rows);
+    let amax = g.node(
+        "ReduceMax",
+        &[&magnitude],
+        vec![
+            crate::onnx::builder::Attr::ints("axes", &[1]),
+            crate::onnx::builder::Attr::int("keepdims", 0),
+        ],
+    );
+    let floor = g.scalar_f32(1e-8);
+    let amax = g.node("Max", &[&amax, &floor], vec![]);
+    let levels = g.scalar_f32(INT8_MAX);
+    let scale = g.div(&amax, &levels); // [rows]
+    let scale_shape = g.unary("Shape", &scale);
+    let zero_points = g.node(
+        "ConstantOfShape",
+        &[&scale_shape],
+        vec![crate::onnx::builder::Attr::tensor(
+            "value",
+            DataType::Uint8,
+            &[1],
+            vec![128],
+        )],
+    );
+    let q = g.node(
+        "QuantizeLinear",
+        &[&rows, &scale, &zero_points],
+        vec![crate::onnx::builder::Attr::int("axis", 0)],
+    );
+    let row_scale = g.unsqueeze(&scale, &[1]);
+    let shape = g.unary("Shape", x);
+    let start = g.const_i64(&[1], &[0]);
+    let end = g.const_i64(&[1], &[-1]);
+    let leading_shape = g.slice(&shape, &start, &end, &[0]);
+    let zero_point = g.const_u8(&[], &[128]);
+    QuantizedInput {
+        q,
+        zero_point,
+        row_scale,
+        leading_shape,
+    }
+}
+
+/// Rotates the rows of a row-major `[rows, cols]` matrix (`Wᵀ`) in Hadamard blocks, as
+/// [`quantize_input`] rotates its input, then quantizes it symmetrically per column:
+/// returns the int8 values and one scale per column.
+fn quantize_weight(data: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let block = rotation_block(rows);
+    let h = hadamard(block);
+    let mut rotated = vec![0f64; rows * cols];
+    for b in (0..rows).step_by(block) {
+        for i in 0..block {
+            for j in 0..block {
+                let hij = h[i * block + j];
+                if hij == 0.0 {
+                    continue;
+                }
+                let (dst, src) = ((b + i) * cols, (b + j) * cols);
+                for c in 0..cols {
+                    rotated[dst + c] += hij * f64::from(data[src + c]);
+                }
+            }
         }
     }
-    for s in &mut scales {
-        // An all-zero column keeps scale 1 so that nothing divides by zero.
-        *s = if *s > 0.0 { *s / INT8_WEIGHT_MAX } else { 1.0 };
+    let mut scales = vec![0f64; cols];
+    for r in 0..rows {
+        for (c, s) in scales.iter_mut().enumerate() {
+            *s = s.max(rotated[r * cols + c].abs());
+        }
     }
-    let q = data
+    // An all-zero column keeps a tiny scale so that nothing divides by zero.
+    let scales: Vec<f64> = scales
+        .iter()
+        .map(|s| s.max(1e-12) / f64::from(INT8_MAX))
+        .collect();
+    let q = rotated
         .iter()
         .enumerate()
         .map(|(i, &x)| {
-            (x / scales[i % cols])
-                .round()
-                .clamp(-INT8_WEIGHT_MAX, INT8_WEIGHT_MAX) as i8
+            let limit = f64::from(INT8_MAX);
+            (x / scales[i % cols]).round().clamp(-limit, limit) as i8
         })
         .collect();
-    (q, scales)
+    (q, scales.iter().map(|&s| s as f32).collect())
 }
 
 /// Layer normalization over the last axis (`LayerNormalization`, opset 17).
@@ -408,9 +579,22 @@ impl Attention {
     /// `[batch, heads, seq, seq]`.
     pub fn forward(&self, g: &mut GraphBuilder, x: &Value, mask: Option<&Value>) -> Value {
         let (h, d) = (self.heads as i64, self.head_dim as i64);
-        let q = self.query.forward(g, x);
-        let k = self.key.forward(g, x);
-        let v = self.value.forward(g, x);
+        let hidden = self.heads * self.head_dim;
+        let (q, k, v) = if self.query.is_quantized() {
+            // One rotation and quantization of `x` serves all three projections.
+            let input = quantize_input(g, x, hidden);
+            (
+                self.query.forward_quantized(g, &input),
+                self.key.forward_quantized(g, &input),
+                self.value.forward_quantized(g, &input),
+            )
+        } else {
+            (
+                self.query.forward(g, x, hidden),
+                self.key.forward(g, x, hidden),
+                self.value.forward(g, x, hidden),
+            )
+        };
         let q = g.reshape(&q, &[0, 0, h, d]);
         let q = g.transpose(&q, &[0, 2, 1, 3]); // [b, h, s, d]
         let k = g.reshape(&k, &[0, 0, h, d]);
@@ -428,7 +612,7 @@ impl Attention {
         let context = g.matmul(&probs, &v);
         let context = g.transpose(&context, &[0, 2, 1, 3]);
         let context = g.reshape(&context, &[0, 0, h * d]);
-        self.output.forward(g, &context)
+        self.output.forward(g, &context, hidden)
     }
 }
 
@@ -438,6 +622,8 @@ pub struct Mlp {
     fc1: Linear,
     fc2: Linear,
     activation: Activation,
+    hidden: usize,
+    intermediate: usize,
 }
 
 impl Mlp {
@@ -453,13 +639,15 @@ impl Mlp {
             fc1: Linear::load(g, w, fc1, hidden, intermediate, true)?,
             fc2: Linear::load(g, w, fc2, intermediate, hidden, true)?,
             activation,
+            hidden,
+            intermediate,
         })
     }
 
     pub fn forward(&self, g: &mut GraphBuilder, x: &Value) -> Value {
-        let h = self.fc1.forward(g, x);
+        let h = self.fc1.forward(g, x, self.hidden);
         let h = self.activation.forward(g, &h);
-        self.fc2.forward(g, &h)
+        self.fc2.forward(g, &h, self.intermediate)
     }
 }
 
@@ -629,6 +817,7 @@ pub fn first_token(g: &mut GraphBuilder, x: &Value) -> Value {
 pub struct Pooler {
     dense: Linear,
     activation: Activation,
+    hidden: usize,
 }
 
 impl Pooler {
@@ -643,12 +832,13 @@ impl Pooler {
         Ok(Self {
             dense: Linear::load(g, w, module, hidden, out_dim, true)?,
             activation,
+            hidden,
         })
     }
 
     pub fn forward(&self, g: &mut GraphBuilder, sequence: &Value) -> Value {
         let cls = first_token(g, sequence);
-        let h = self.dense.forward(g, &cls);
+        let h = self.dense.forward(g, &cls, self.hidden);
         self.activation.forward(g, &h)
     }
 }

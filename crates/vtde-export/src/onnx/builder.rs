@@ -56,6 +56,21 @@ impl Attr {
         })
     }
 
+    /// A tensor-valued attribute (e.g. `ConstantOfShape`'s `value`).
+    pub fn tensor(name: &str, elem: DataType, dims: &[usize], raw_data: Vec<u8>) -> Self {
+        Self(AttributeProto {
+            name: name.to_owned(),
+            t: Some(TensorProto {
+                dims: dims.iter().map(|&d| d as i64).collect(),
+                data_type: elem as i32,
+                name: String::new(),
+                raw_data,
+            }),
+            r#type: AttributeType::Tensor as i32,
+            ..Default::default()
+        })
+    }
+
     pub fn ints(name: &str, values: &[i64]) -> Self {
         Self(AttributeProto {
             name: name.to_owned(),
@@ -198,10 +213,29 @@ impl GraphBuilder {
         self.push_initializer(name, DataType::Float, dims, raw)
     }
 
+    /// An f32 constant shared by every node that asks for it by `name` (added once).
+    pub fn shared_f32(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        data: impl FnOnce() -> Vec<f32>,
+    ) -> Value {
+        if self.initializers.iter().any(|t| t.name == name) {
+            return Value(name.to_owned());
+        }
+        self.weight_f32(name, dims, &data())
+    }
+
     /// Adds an int8 weight.
     pub fn weight_i8(&mut self, name: &str, dims: &[usize], data: &[i8]) -> Value {
         let raw = data.iter().map(|&x| x as u8).collect();
         self.push_initializer(name, DataType::Int8, dims, raw)
+    }
+
+    /// Adds a uint8 constant with a generated name.
+    pub fn const_u8(&mut self, dims: &[usize], data: &[u8]) -> Value {
+        let name = self.fresh_name("const");
+        self.push_initializer(&name, DataType::Uint8, dims, data.to_vec())
     }
 
     /// Adds a small constant in the activation type, with a generated name.

@@ -53,8 +53,8 @@ pub fn build(c: &ProjectionConfig, weights: &Weights) -> Result<ModelProto> {
         c.projection_dim,
         false,
     )?;
-    let image_embeds = visual.forward(&mut g, &image);
-    let text_embeds = textual.forward(&mut g, &text);
+    let image_embeds = visual.forward(&mut g, &image, c.vision_dim);
+    let text_embeds = textual.forward(&mut g, &text, c.text_dim);
     let p = c.projection_dim as i64;
     g.output(
         &image_embeds,
