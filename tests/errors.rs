@@ -169,7 +169,10 @@ fn tampered_graph_fails_its_checksum() {
     bytes[last] ^= 0x55;
     fs::write(&path, bytes).expect("write");
     let msg = open_error(&pkg);
-    assert!(msg.contains("vision.onnx") && msg.contains("sha256"), "{msg}");
+    assert!(
+        msg.contains("vision.onnx") && msg.contains("sha256"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -1,16 +1,26 @@
 //! Every command-line flag of `vtde`, parsed in this one place (clap derive).
+//!
+//! Commands that walk folders share [`InputArgs`] (what to read), [`PipelineArgs`] (how
+//! to decode and batch) and [`RuntimeArgs`] (how to run the model); the checks that clap
+//! cannot express (a template without `{}`, duplicate labels) are in the commands.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use vtde_runtime::manifest::Precision;
+
+/// Exit codes, shown in `--help` and kept in one place with the code that returns them.
+pub const EXIT_CODES: &str = "Exit codes: 0 when everything went well; 1 when some input \
+files failed (each is reported on stderr and in the errors file) and the rest were processed; \
+2 for usage, model, ONNX Runtime or output errors.";
 
 /// vtde: run CLIP-style vision-text dual encoders through ONNX Runtime, without Python.
 ///
-/// Exit codes: 0 when everything went well, 1 when some input files failed (each is
-/// reported on stderr), 2 for usage, model or ONNX Runtime errors.
+/// Exit codes: 0 when everything went well; 1 when some input files failed (each is
+/// reported on stderr and in the errors file) and the rest were processed; 2 for usage,
+/// model, ONNX Runtime or output errors.
 #[derive(Debug, Parser)]
-#[command(name = "vtde", version, about, long_about = None)]
+#[command(name = "vtde", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -20,8 +30,24 @@ pub struct Cli {
 pub enum Command {
     /// Export a Hugging Face checkpoint directory to a vtde package.
     Export(ExportArgs),
-    /// Zero-shot classify images against text labels; prints CSV to stdout.
+    /// Zero-shot classify images against text labels (CSV or JSONL, to stdout or a file).
+    #[command(after_help = EXIT_CODES)]
     Score(ScoreArgs),
+    /// Embed images into DIR/embeddings.npy (float32, one row per image) and
+    /// DIR/index.jsonl (their paths, same order).
+    #[command(after_help = EXIT_CODES)]
+    Embed(EmbedArgs),
+    /// Embed the lines of a text file into DIR/embeddings.npy and DIR/index.jsonl.
+    #[command(name = "embed-text", after_help = EXIT_CODES)]
+    EmbedText(EmbedTextArgs),
+    /// Find the images (or texts) of an embeddings directory closest to a text query or
+    /// to an image (--image).
+    #[command(after_help = EXIT_CODES)]
+    Search(SearchArgs),
+    /// Combine the outputs of `--shard K/N` runs (score files or embeddings directories)
+    /// into one, identical to an unsharded run.
+    #[command(after_help = EXIT_CODES)]
+    Merge(MergeArgs),
     /// Measure speed: the graphs of a package, or image preprocessing, against the Python
     /// baselines in the same run.
     #[command(subcommand)]
@@ -62,21 +88,228 @@ pub struct RuntimeArgs {
     pub precision: Precision,
 }
 
+/// Which files to read: paths on the command line, folders walked recursively.
 #[derive(Debug, Args)]
+pub struct InputArgs {
+    /// Image files, or directories walked recursively (sorted, depth first). Files named
+    /// here are always read, whatever their extension.
+    #[arg(required = true, value_name = "PATHS")]
+    pub paths: Vec<PathBuf>,
+    /// File extensions read when walking directories (case-insensitive).
+    #[arg(
+        long = "ext",
+        value_name = "EXT,...",
+        value_delimiter = ',',
+        default_value = "jpg,jpeg,png,webp,gif,bmp,tif,tiff"
+    )]
+    pub extensions: Vec<String>,
+    /// Also read hidden files and folders (names starting with `.`).
+    #[arg(long)]
+    pub hidden: bool,
+    /// Follow symbolic links to directories (each directory is visited once, so links
+    /// that loop are safe). Symlinked files are always read.
+    #[arg(long)]
+    pub follow_links: bool,
+    /// Process only shard K of N (0 <= K < N): a file belongs to shard
+    /// FNV-1a-64(its path relative to the PATHS argument it was found under) mod N. Run
+    /// N processes with K = 0..N-1 and join their outputs with `vtde merge`.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+}
+
+/// `--shard K/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    let err = || format!("`{s}` is not K/N with 0 <= K < N (e.g. 0/4)");
+    let (k, n) = s.split_once('/').ok_or_else(err)?;
+    let index: u64 = k.trim().parse().map_err(|_| err())?;
+    let count: u64 = n.trim().parse().map_err(|_| err())?;
+    if count == 0 || index >= count {
+        return Err(err());
+    }
+    Ok(Shard { index, count })
+}
+
+/// How images are decoded and batched.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// Images per inference batch.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch_size: u32,
+    /// Threads decoding and preprocessing images while the model runs (default: one per
+    /// core; they sleep when they are ahead of the model).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub decode_threads: Option<u32>,
+    /// Rotate images as their EXIF orientation says (as photo viewers do). Default: pixels
+    /// as stored, as `PIL.Image.open` and so transformers' processors see them.
+    #[arg(long)]
+    pub exif_orientation: bool,
+    /// Decode large JPEGs at 1/2, 1/4 or 1/8 size in the DCT domain when the model's
+    /// input is at most half their size: several times faster on 12-megapixel photos,
+    /// not bit-exact with PIL (embedding cosine about 0.999).
+    #[arg(long)]
+    pub fast_jpeg: bool,
+    /// Refuse images larger than this many pixels (decompression bombs), from their
+    /// header, before decoding (default: PIL's limit, 178956970).
+    #[arg(long, value_name = "PIXELS")]
+    pub max_pixels: Option<u64>,
+}
+
+/// Where results go and whether an interrupted run is continued.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Write results to FILE instead of stdout, with FILE.progress.json (the commit
+    /// marker that --resume reads) beside it.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Output format (default: jsonl when FILE ends in .jsonl or .ndjson, else csv).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Where failed files are listed, path and reason, in the output format (default:
+    /// FILE.errors.csv or FILE.errors.jsonl with -o; only stderr without -o).
+    #[arg(long, value_name = "FILE")]
+    pub errors: Option<PathBuf>,
+    /// Continue the run that wrote FILE (-o): files already in it or in its errors file
+    /// are skipped, an unfinished last record is dropped. Starts afresh when there is
+    /// nothing to continue.
+    #[arg(long, requires = "output")]
+    pub resume: bool,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Comma-separated values with a header line (RFC 4180 quoting).
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("label_source").required(true).args(["labels", "labels_file"])))]
 pub struct ScoreArgs {
     /// Package directory made by `vtde export`.
     pub package: PathBuf,
-    /// Image files, or directories searched recursively for images.
-    #[arg(required = true)]
-    pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub input: InputArgs,
     /// The candidate labels, e.g. --labels "a cat" "a dog".
-    #[arg(long, num_args = 1.., required = true)]
+    #[arg(long, num_args = 1..)]
     pub labels: Vec<String>,
-    /// Images per inference batch.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// A file with one label per line (blank lines are skipped).
+    #[arg(long, value_name = "FILE")]
+    pub labels_file: Option<PathBuf>,
+    /// Prompt template with `{}` for the label, e.g. "a photo of a {}". May repeat: the
+    /// label's text embedding is then the mean of the templates' normalized embeddings,
+    /// normalized again (as CLIP's zero-shot evaluation does).
+    #[arg(long, value_name = "TEMPLATE")]
+    pub template: Vec<String>,
+    /// Write only the K most probable labels of each image, most probable first.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    pub top_k: Option<u32>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Benchmark aid (tools/bench_folder.py): preprocess the first batch once, then run
+    /// the model and scoring on it as many times as the files would need, and print the
+    /// throughput. Writes no results.
+    #[arg(long, hide = true)]
+    pub model_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Package directory made by `vtde export`.
+    pub package: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Directory to write: embeddings.npy, index.jsonl, errors.jsonl and meta.json (the
+    /// commit marker that --resume and `vtde search` read).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Continue the run that wrote DIR: images already embedded or failed are skipped.
+    /// Starts afresh when there is nothing to continue.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedTextArgs {
+    /// Package directory made by `vtde export`.
+    pub package: PathBuf,
+    /// A UTF-8 file with one text per line (blank lines are skipped).
+    #[arg(long, value_name = "FILE")]
+    pub texts_file: PathBuf,
+    /// Directory to write: embeddings.npy, index.jsonl and meta.json.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Continue the run that wrote DIR: texts already embedded are skipped.
+    #[arg(long)]
+    pub resume: bool,
+    /// Texts per inference batch (each batch is padded to its longest text).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub batch_size: u32,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("query_source").required(true).args(["query", "image"])))]
+pub struct SearchArgs {
+    /// Embeddings directory written by `vtde embed`, `vtde embed-text` or `vtde merge`.
+    pub dir: PathBuf,
+    /// The text to search for.
+    pub query: Option<String>,
+    /// Search with this image instead of a text.
+    #[arg(long, value_name = "FILE")]
+    pub image: Option<PathBuf>,
+    /// How many results.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: u32,
+    /// The package to embed the query with (default: the one recorded in DIR/meta.json).
+    /// It must be the package the embeddings were made with (same vtde.json).
+    #[arg(long, value_name = "DIR")]
+    pub package: Option<PathBuf>,
+    /// Write results to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Output format (default: jsonl when FILE ends in .jsonl or .ndjson, else csv).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shard outputs: score result files (each with its FILE.progress.json) or
+    /// embeddings directories, all from the same command with --shard 0/N .. N-1/N.
+    #[arg(required = true, value_name = "SHARD_OUTPUTS")]
+    pub inputs: Vec<PathBuf>,
+    /// The merged result file (score) or directory (embed).
+    #[arg(short, long, value_name = "FILE|DIR")]
+    pub output: PathBuf,
+    /// Merge even when shards are missing or unfinished (the result is then partial).
+    #[arg(long)]
+    pub allow_incomplete: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,81 +1,411 @@
-//! Turning the paths on the command line into a deterministic list of image files:
-//! files as given, directories walked recursively in sorted order, hidden entries and
-//! non-image extensions skipped, symlinked directories not followed (no loops).
+//! Turning the paths on the command line into a deterministic list of inputs, and
+//! splitting that list into shards.
+//!
+//! - Files named on the command line are always taken, whatever their extension.
+//! - Directories are walked depth first, entries in byte order of their names, so the
+//!   order of the files under one root is the order of their paths compared component by
+//!   component ([`Path`]'s `Ord`). `vtde merge` relies on that to restore the order of an
+//!   unsharded run ([`canonical_key`]).
+//! - Hidden entries (names starting with `.`) are skipped unless asked for; a root is never
+//!   hidden, since it was named.
+//! - Symlinked files are taken. Symlinked directories are not followed by default; with
+//!   `follow_links` each directory is visited once (by canonical path), so a link loop ends.
+//! - A file reached twice (overlapping roots, links) is taken once, at its first place.
+//! - What cannot be listed becomes an input that fails at once, so that it is reported in
+//!   the errors file like a bad image, by exactly one shard, in walk order.
+//!
+//! Shards: a file's *key* is its path relative to the root it was found under, components
+//! joined with `/` (for a root that is a file: its file name), as bytes (UTF-8; raw bytes
+//! for non-UTF-8 names on Unix). Shard of a file = FNV-1a 64-bit hash of the key, mod N.
+//! It does not depend on where the folder is mounted, on the machine, or on the Rust
+//! version, so N machines can split a corpus without talking to each other.
 
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
 
-/// File extensions (lowercase) treated as images when walking directories. Files named
-/// explicitly on the command line are always tried, whatever their extension.
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+use crate::args::Shard;
 
-/// A path that could not be listed, with the reason.
-#[derive(Debug)]
-pub struct WalkError {
-    pub path: PathBuf,
-    pub reason: String,
+/// Which directory entries a walk takes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Selection {
+    /// Lowercase extensions without the dot.
+    pub extensions: Vec<String>,
+    pub hidden: bool,
+    pub follow_links: bool,
 }
 
-/// Expands `roots` into image files, and reports what could not be read.
-pub fn collect_images(roots: &[PathBuf]) -> (Vec<PathBuf>, Vec<WalkError>) {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    for root in roots {
-        match std::fs::metadata(root) {
-            Ok(m) if m.is_dir() => walk(root, &mut files, &mut errors),
-            Ok(_) => files.push(root.clone()),
-            Err(e) => errors.push(WalkError {
-                path: root.clone(),
-                reason: e.to_string(),
-            }),
+impl Selection {
+    pub fn new(extensions: &[String], hidden: bool, follow_links: bool) -> Self {
+        let extensions = extensions
+            .iter()
+            .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+            .filter(|e| !e.is_empty())
+            .collect();
+        Selection {
+            extensions,
+            hidden,
+            follow_links,
         }
     }
-    (files, errors)
+
+    fn wants_file(&self, path: &Path) -> bool {
+        path.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| self.extensions.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    }
 }
 
-fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'))
+/// One input of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub path: PathBuf,
+    /// The shard key: the path relative to its root (see the module documentation).
+    pub key: Vec<u8>,
+    /// Why the path could not be listed, when it could not: the input then fails at once.
+    pub unlistable: Option<String>,
 }
 
-fn has_image_extension(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+impl Input {
+    /// The path as written in outputs (lossy for non-UTF-8 names).
+    pub fn display(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Whether shard `shard` handles this input.
+    pub fn in_shard(&self, shard: Option<Shard>) -> bool {
+        shard.is_none_or(|s| fnv1a64(&self.key) % s.count == s.index)
+    }
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<WalkError>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            errors.push(WalkError {
-                path: dir.to_owned(),
-                reason: e.to_string(),
-            });
-            return;
-        }
+/// FNV-1a, 64 bits: the documented, stable hash of `--shard`.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+/// Expands `roots` into the inputs of a run, in a deterministic order.
+pub fn collect_inputs(roots: &[PathBuf], selection: &Selection) -> Vec<Input> {
+    let mut walker = Walker {
+        selection,
+        out: Vec::new(),
+        seen_files: HashSet::new(),
+        seen_dirs: HashSet::new(),
     };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        if is_hidden(&path) {
-            continue;
+    for root in roots {
+        match std::fs::metadata(root) {
+            Ok(m) if m.is_dir() => walker.walk(root),
+            Ok(_) => {
+                let key = root
+                    .file_name()
+                    .map_or_else(|| path_key(root), |n| n.as_encoded_bytes().to_vec());
+                walker.push(root.clone(), key, None);
+            }
+            Err(e) => walker.push(root.clone(), path_key(root), Some(e.to_string())),
         }
-        // symlink_metadata: a symlinked directory is not followed, so loops are impossible.
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.is_dir() => walk(&path, files, errors),
-            Ok(m) if m.is_symlink() => {
-                if std::fs::metadata(&path).is_ok_and(|t| t.is_file()) && has_image_extension(&path)
-                {
-                    files.push(path);
+    }
+    walker.out
+}
+
+/// The key of `path` relative to nothing: its components joined with `/`.
+fn path_key(path: &Path) -> Vec<u8> {
+    let mut key = Vec::new();
+    for c in path.components() {
+        if let Component::Normal(name) = c {
+            if !key.is_empty() {
+                key.push(b'/');
+            }
+            key.extend_from_slice(name.as_encoded_bytes());
+        }
+    }
+    key
+}
+
+struct Walker<'a> {
+    selection: &'a Selection,
+    out: Vec<Input>,
+    seen_files: HashSet<PathBuf>,
+    /// Canonical paths of the directories entered (only with `follow_links`).
+    seen_dirs: HashSet<PathBuf>,
+}
+
+/// A directory being listed: its remaining entries, and its key prefix.
+struct Frame {
+    entries: std::vec::IntoIter<PathBuf>,
+    key: Vec<u8>,
+}
+
+impl Walker<'_> {
+    fn push(&mut self, path: PathBuf, key: Vec<u8>, unlistable: Option<String>) {
+        if self.seen_files.insert(path.clone()) {
+            self.out.push(Input {
+                path,
+                key,
+                unlistable,
+            });
+        }
+    }
+
+    /// Lists a directory's entries, sorted; a failure becomes an unlistable input.
+    fn list(&mut self, dir: &Path, key: &[u8]) -> Option<Vec<PathBuf>> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.push(dir.to_owned(), key.to_vec(), Some(e.to_string()));
+                return None;
+            }
+        };
+        let mut paths = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(entry) => paths.push(entry.path()),
+                Err(e) => {
+                    self.push(
+                        dir.to_owned(),
+                        key.to_vec(),
+                        Some(format!("error listing the directory: {e}")),
+                    );
                 }
             }
-            Ok(_) if has_image_extension(&path) => files.push(path),
-            Ok(_) => {}
-            Err(e) => errors.push(WalkError {
-                path,
-                reason: e.to_string(),
-            }),
         }
+        paths.sort();
+        Some(paths)
+    }
+
+    /// Enters a directory once: with `follow_links`, by its canonical path.
+    fn first_visit(&mut self, dir: &Path) -> bool {
+        if !self.selection.follow_links {
+            return true;
+        }
+        match std::fs::canonicalize(dir) {
+            Ok(canonical) => self.seen_dirs.insert(canonical),
+            Err(_) => true,
+        }
+    }
+
+    /// Depth first with an explicit stack: deep trees cannot overflow the thread's stack.
+    fn walk(&mut self, root: &Path) {
+        if !self.first_visit(root) {
+            return;
+        }
+        let Some(entries) = self.list(root, b"") else {
+            return;
+        };
+        let mut stack = vec![Frame {
+            entries: entries.into_iter(),
+            key: Vec::new(),
+        }];
+        while let Some(frame) = stack.last_mut() {
+            let Some(path) = frame.entries.next() else {
+                stack.pop();
+                continue;
+            };
+            let Some(name) = path.file_name() else {
+                continue;
+            };
+            let mut key = frame.key.clone();
+            if !key.is_empty() {
+                key.push(b'/');
+            }
+            key.extend_from_slice(name.as_encoded_bytes());
+            if !self.selection.hidden && name.as_encoded_bytes().starts_with(b".") {
+                continue;
+            }
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.push(path, key, Some(e.to_string()));
+                    continue;
+                }
+            };
+            let is_dir = if meta.is_symlink() {
+                // The target decides; a dangling link is no image and is passed over.
+                match std::fs::metadata(&path) {
+                    Ok(target) if target.is_dir() => {
+                        if !self.selection.follow_links {
+                            continue;
+                        }
+                        true
+                    }
+                    Ok(target) => {
+                        if target.is_file() && self.selection.wants_file(&path) {
+                            self.push(path, key, None);
+                        }
+                        continue;
+                    }
+                    Err(_) => continue,
+                }
+            } else {
+                meta.is_dir()
+            };
+            if is_dir {
+                if self.first_visit(&path) {
+                    if let Some(entries) = self.list(&path, &key) {
+                        stack.push(Frame {
+                            entries: entries.into_iter(),
+                            key,
+                        });
+                    }
+                }
+            } else if meta.is_file() && self.selection.wants_file(&path) {
+                self.push(path, key, None);
+            }
+        }
+    }
+}
+
+/// The sort key that restores the order of an unsharded run from output paths: the
+/// position of the first root the path lies under (roots as given on the command line),
+/// then the path compared component by component. Paths under no root sort last.
+pub fn canonical_key<'p>(roots: &[String], path: &'p str) -> (usize, &'p Path) {
+    let p = Path::new(path);
+    let root = roots
+        .iter()
+        .position(|r| p.starts_with(r))
+        .unwrap_or(roots.len());
+    (root, p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel() -> Selection {
+        Selection::new(&["png".into(), "JPG".into()], false, false)
+    }
+
+    fn names(inputs: &[Input], root: &Path) -> Vec<String> {
+        inputs
+            .iter()
+            .map(|i| {
+                i.path
+                    .strip_prefix(root)
+                    .unwrap_or(&i.path)
+                    .display()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fnv1a64_matches_the_published_test_vectors() {
+        // From the FNV reference (Fowler, Noll, Vo), test vectors for FNV-1a 64.
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn walk_is_sorted_depth_first_and_filters() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path();
+        for p in [
+            "b.png",
+            "a/z.JPG",
+            "a.png",
+            "c.txt",
+            ".h.png",
+            ".hid/x.png",
+            "a/y.png",
+        ] {
+            let path = root.join(p);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, b"x").expect("write");
+        }
+        let inputs = collect_inputs(&[root.to_owned()], &sel());
+        let got = names(&inputs, root);
+        assert_eq!(got, ["a/y.png", "a/z.JPG", "a.png", "b.png"]);
+        // The order is Path's component-wise order, which `vtde merge` sorts by.
+        let mut sorted = inputs.clone();
+        sorted.sort_by(|x, y| x.path.cmp(&y.path));
+        assert_eq!(sorted, inputs);
+        assert_eq!(inputs[1].key, b"a/z.JPG");
+
+        let with_hidden = Selection::new(&["png".into()], true, false);
+        let got = names(&collect_inputs(&[root.to_owned()], &with_hidden), root);
+        assert_eq!(got, [".h.png", ".hid/x.png", "a/y.png", "a.png", "b.png"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_end() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path().join("r");
+        std::fs::create_dir_all(root.join("d")).expect("mkdir");
+        std::fs::write(root.join("d/x.png"), b"x").expect("write");
+        std::os::unix::fs::symlink(&root, root.join("d/loop")).expect("symlink");
+        std::os::unix::fs::symlink(root.join("d"), root.join("e")).expect("symlink");
+        let not_followed = collect_inputs(std::slice::from_ref(&root), &sel());
+        assert_eq!(names(&not_followed, &root), ["d/x.png"]);
+        let followed = Selection::new(&["png".into()], false, true);
+        // `d` is reached directly and through `e`: visited once; the loop ends.
+        let got = collect_inputs(std::slice::from_ref(&root), &followed);
+        assert_eq!(names(&got, &root), ["d/x.png"]);
+    }
+
+    #[test]
+    fn missing_roots_and_named_files() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let file = tmp.path().join("notes.txt");
+        std::fs::write(&file, b"x").expect("write");
+        let missing = tmp.path().join("nope");
+        let inputs = collect_inputs(&[file.clone(), missing.clone(), file.clone()], &sel());
+        assert_eq!(inputs.len(), 2, "a file named twice is taken once");
+        assert_eq!(inputs[0].path, file);
+        assert_eq!(inputs[0].key, b"notes.txt");
+        assert!(inputs[0].unlistable.is_none());
+        assert_eq!(inputs[1].path, missing);
+        assert!(inputs[1].unlistable.is_some());
+    }
+
+    #[test]
+    fn shards_partition_the_inputs() {
+        let inputs: Vec<Input> = (0..200)
+            .map(|i| Input {
+                path: PathBuf::from(format!("/x/{i}.png")),
+                key: format!("{i}.png").into_bytes(),
+                unlistable: None,
+            })
+            .collect();
+        let count = 3;
+        let mut seen = vec![0; inputs.len()];
+        for index in 0..count {
+            let shard = Some(Shard { index, count });
+            for (i, input) in inputs.iter().enumerate() {
+                if input.in_shard(shard) {
+                    seen[i] += 1;
+                }
+            }
+        }
+        assert!(
+            seen.iter().all(|&n| n == 1),
+            "each input in exactly one shard"
+        );
+        assert!(inputs.iter().all(|i| i.in_shard(None)));
+    }
+
+    #[test]
+    fn canonical_order_follows_roots_then_paths() {
+        let roots = vec!["b".to_string(), "a/".to_string()];
+        let mut paths = vec![
+            "a/y.png",
+            "b/z.png",
+            "a/x/1.png",
+            "b/a.png",
+            "elsewhere.png",
+        ];
+        paths.sort_by(|x, y| canonical_key(&roots, x).cmp(&canonical_key(&roots, y)));
+        assert_eq!(
+            paths,
+            [
+                "b/a.png",
+                "b/z.png",
+                "a/x/1.png",
+                "a/y.png",
+                "elsewhere.png"
+            ]
+        );
     }
 }

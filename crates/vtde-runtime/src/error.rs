@@ -169,6 +169,25 @@ pub enum Error {
     #[error("cannot decode image {path}: {message}")]
     ImageDecode { path: PathBuf, message: String },
 
+    /// An image file is larger than the pixel limit
+    /// ([`ImageOptions::max_pixels`](crate::preprocess::ImageOptions::max_pixels)); it was
+    /// refused from its header, before decoding (a decompression bomb, or a huge scan).
+    #[error(
+        "image {path} is {width}x{height} pixels, more than the limit of {max_pixels} \
+         (a decompression bomb?); raise ImageOptions::max_pixels to accept it"
+    )]
+    ImageTooLarge {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        max_pixels: u64,
+    },
+
+    /// An image file decoded, but cannot be preprocessed (e.g. its resize would be too
+    /// large).
+    #[error("cannot preprocess image {path}: {message}")]
+    ImagePreprocessFile { path: PathBuf, message: String },
+
     /// An image cannot be preprocessed (e.g. a zero-sized image).
     #[error("cannot preprocess image #{index}: {message}")]
     ImagePreprocess { index: usize, message: String },

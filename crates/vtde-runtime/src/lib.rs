@@ -40,9 +40,12 @@ pub mod similarity;
 
 pub use error::{Error, GraphKind, Result};
 pub use manifest::Manifest;
-pub use model::{load_image, Model, RuntimeOptions};
+pub use model::{load_image, ImageFileEmbeddings, Model, RuntimeOptions};
 pub use package::Package;
-pub use preprocess::{ImagePreprocessor, TextBatch, TextTokenizer};
+pub use preprocess::{
+    decode_image_bytes, read_image, ImageOptions, ImagePreprocessor, PreprocessedFiles, TextBatch,
+    TextTokenizer,
+};
 pub use session::{ExecutionProvider, OptimizationLevel};
 pub use similarity::Scores;
 

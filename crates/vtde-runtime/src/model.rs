@@ -24,7 +24,9 @@ use crate::error::{Error, GraphKind, Result};
 use crate::manifest::{names, Manifest, Precision};
 use crate::onnxruntime::{self, OnnxRuntime};
 use crate::package::Package;
-use crate::preprocess::{ImagePreprocessor, TextBatch, TextTokenizer};
+use crate::preprocess::{
+    ImageOptions, ImagePreprocessor, PreprocessedFiles, TextBatch, TextTokenizer,
+};
 use crate::session::{
     run_f32_2d, ExecutionProvider, GraphContract, OptimizationLevel, SessionConfig, SessionPool,
 };
@@ -62,6 +64,10 @@ pub struct RuntimeOptions {
     /// need the package to carry that variant (`vtde export --quantize int8` for the
     /// CPU, `--precision fp16` for GPUs).
     pub precision: Precision,
+    /// How image files are read by [`Model::load_and_preprocess`] and
+    /// [`Model::embed_image_files`]: pixel limit, EXIF orientation, JPEG DCT scaling,
+    /// decoding threads.
+    pub image: ImageOptions,
 }
 
 impl Default for RuntimeOptions {
@@ -77,6 +83,7 @@ impl Default for RuntimeOptions {
             verify_checksums: true,
             batch_size: 32,
             precision: Precision::Fp32,
+            image: ImageOptions::default(),
         }
     }
 }
@@ -106,6 +113,7 @@ pub struct Model {
     text: SessionPool,
     projection: SessionPool,
     batch_size: usize,
+    image_options: ImageOptions,
 }
 
 impl Model {
@@ -194,6 +202,7 @@ impl Model {
             text,
             projection,
             batch_size: options.batch_size.max(1),
+            image_options: options.image.clone(),
         })
     }
 
@@ -216,6 +225,56 @@ impl Model {
     /// [`ImagePreprocessor::preprocess_into`]).
     pub fn image_preprocessor(&self) -> &ImagePreprocessor {
         &self.image
+    }
+
+    /// How this model reads image files ([`RuntimeOptions::image`]).
+    pub fn image_options(&self) -> &ImageOptions {
+        &self.image_options
+    }
+
+    /// Reads image files and preprocesses them into `pixel_values`, in parallel (one
+    /// image per task on [`ImageOptions::threads`] threads), with this model's image
+    /// options. Failed files are reported in `outcomes` and left out of `pixel_values`.
+    /// Memory grows with `paths.len()`: pass a batch at a time.
+    pub fn load_and_preprocess<P: AsRef<Path> + Sync>(&self, paths: &[P]) -> PreprocessedFiles {
+        self.image.preprocess_files(paths, &self.image_options)
+    }
+
+    /// Image files → L2-normalized embeddings, [`RuntimeOptions::batch_size`] files at a
+    /// time (decoded in parallel, then embedded). A file that cannot be read, decoded or
+    /// preprocessed is reported in `outcomes` and skipped; inference errors fail the call.
+    pub fn embed_image_files<P: AsRef<Path> + Sync>(
+        &self,
+        paths: &[P],
+    ) -> Result<ImageFileEmbeddings> {
+        let mut parts = Vec::new();
+        let mut outcomes = Vec::with_capacity(paths.len());
+        let mut rows = 0;
+        for chunk in paths.chunks(self.batch_size) {
+            let batch = self.load_and_preprocess(chunk);
+            parts.push(self.embed_pixel_values(batch.pixel_values.view())?);
+            outcomes.extend(batch.outcomes.into_iter().map(|o| o.map(|row| row + rows)));
+            rows += parts.last().map_or(0, |p| p.nrows());
+        }
+        Ok(ImageFileEmbeddings {
+            embeddings: stack_rows(parts, self.manifest().projection_dim)?,
+            outcomes,
+        })
+    }
+
+    /// `pixel_values` `[n, 3, H, W]` → projected, L2-normalized embeddings `[n, P]`, in
+    /// batches of [`RuntimeOptions::batch_size`] (what [`Model::embed_images`] does after
+    /// preprocessing).
+    pub fn embed_pixel_values(&self, pixel_values: ArrayView4<'_, f32>) -> Result<Array2<f32>> {
+        let m = self.manifest();
+        let no_text = Array2::<f32>::zeros((0, m.graphs.text.output_dim));
+        let mut parts = Vec::new();
+        for chunk in pixel_values.axis_chunks_iter(Axis(0), self.batch_size) {
+            let features = self.image_features(chunk)?;
+            let (embeds, _) = self.project(features.view(), no_text.view())?;
+            parts.push(similarity::l2_normalize(embeds.view()));
+        }
+        stack_rows(parts, m.projection_dim)
     }
 
     /// The tokenizer.
@@ -425,8 +484,6 @@ impl Model {
     /// Images → projected, L2-normalized embeddings `[n, P]`, in batches of
     /// [`RuntimeOptions::batch_size`].
     pub fn embed_images(&self, images: &[DynamicImage]) -> Result<Array2<f32>> {
-        let m = self.manifest();
-        let no_text = Array2::<f32>::zeros((0, m.graphs.text.output_dim));
         let mut parts = Vec::new();
         for (c, chunk) in images.chunks(self.batch_size).enumerate() {
             let pixels = self.preprocess_images(chunk).map_err(|e| match e {
@@ -436,11 +493,9 @@ impl Model {
                 },
                 other => other,
             })?;
-            let features = self.image_features(pixels.view())?;
-            let (embeds, _) = self.project(features.view(), no_text.view())?;
-            parts.push(similarity::l2_normalize(embeds.view()));
+            parts.push(self.embed_pixel_values(pixels.view())?);
         }
-        stack_rows(parts, m.projection_dim)
+        stack_rows(parts, self.manifest().projection_dim)
     }
 
     /// Texts → projected, L2-normalized embeddings `[m, P]`, in batches of
@@ -469,6 +524,15 @@ impl Model {
     ) -> Result<Scores> {
         similarity::scores(image_embeds, text_embeds, self.manifest().logit_scale)
     }
+}
+
+/// What [`Model::embed_image_files`] returns.
+#[derive(Debug)]
+pub struct ImageFileEmbeddings {
+    /// `[k, P]`: L2-normalized embeddings of the files that succeeded, in input order.
+    pub embeddings: Array2<f32>,
+    /// One entry per input path: `Ok(row)` (its row in `embeddings`) or why it failed.
+    pub outcomes: Vec<Result<usize>>,
 }
 
 /// Loads an image file; see [`crate::preprocess::image::load_image`].

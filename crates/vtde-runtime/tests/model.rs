@@ -340,3 +340,57 @@ fn ort_accepts_zero_row_tensors() {
     let text_embeds = outputs["text_embeds"].try_extract_array::<f32>().unwrap();
     assert_eq!(text_embeds.shape(), &[2, P]);
 }
+
+#[test]
+fn embed_image_files_skips_bad_files_and_keeps_rows_in_order() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let options = RuntimeOptions {
+        batch_size: 2,
+        image: vtde_runtime::ImageOptions {
+            threads: Some(2),
+            ..Default::default()
+        },
+        ..RuntimeOptions::default()
+    };
+    let model = Model::open(dir.path(), &options).unwrap();
+    let colours = [[255u8, 0, 51], [10, 200, 30], [0, 0, 0]];
+    let mut paths = Vec::new();
+    for (i, c) in colours.iter().enumerate() {
+        let p = dir.path().join(format!("good{i}.png"));
+        RgbImage::from_pixel(10, 8, Rgb(*c)).save(&p).unwrap();
+        paths.push(p);
+        let bad = dir.path().join(format!("bad{i}.jpg"));
+        std::fs::write(&bad, b"not a jpeg").unwrap();
+        paths.push(bad);
+    }
+    // good0 bad0 good1 bad1 good2 bad2, in batches of two: every batch has a failure.
+    let out = model.embed_image_files(&paths).unwrap();
+    let rows: Vec<Option<usize>> = out
+        .outcomes
+        .iter()
+        .map(|o| o.as_ref().ok().copied())
+        .collect();
+    assert_eq!(rows, [Some(0), None, Some(1), None, Some(2), None]);
+    for (o, p) in out.outcomes.iter().zip(&paths) {
+        if let Err(e) = o {
+            assert!(e.to_string().contains(&*p.to_string_lossy()), "{e}");
+        }
+    }
+    let images: Vec<_> = colours.iter().map(|&c| constant_image(c)).collect();
+    close(&out.embeddings, &model.embed_images(&images).unwrap(), 1e-6);
+    // load_and_preprocess gives the same pixel values as preprocessing the images.
+    let batch = model.load_and_preprocess(&paths[..2]);
+    assert_eq!(batch.succeeded(), 1);
+    assert_eq!(
+        batch.pixel_values,
+        model.preprocess_images(&images[..1]).unwrap()
+    );
+    assert_eq!(
+        model.embed_pixel_values(batch.pixel_values.view()).unwrap(),
+        model.embed_images(&images[..1]).unwrap()
+    );
+}

@@ -1,5 +1,10 @@
 //! Images to `pixel_values`, as transformers' PIL-backend image processors make them.
 //!
+//! Files are decoded by [`super::decode`] (libjpeg-turbo for JPEG, bit-exact with PIL;
+//! limits; EXIF orientation on request). [`ImagePreprocessor::preprocess_file`] decodes
+//! and preprocesses one file into a row of a batch, [`ImagePreprocessor::preprocess_files`]
+//! a batch of files on a pool of threads, one image per task.
+//!
 //! The steps and their order follow transformers 5.24 (`PilBackend` in
 //! `image_processing_backends.py` and `image_transforms.py`):
 //!
@@ -25,10 +30,13 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use image::{DynamicImage, ImageBuffer, RgbImage};
-use ndarray::{Array4, ArrayViewMut3};
+use ndarray::{Array4, ArrayViewMut3, Axis};
 
+use super::decode::{self, ImageOptions};
 use super::resample::{self, Window};
 use crate::error::{Error, Result};
 use crate::manifest::{ImagePreprocess, ResampleFilter, ResizeRule, Size};
@@ -37,48 +45,21 @@ use crate::manifest::{ImagePreprocess, ResampleFilter, ResizeRule, Size};
 /// rather than allocating gigabytes (e.g. a 1×100000 image resized to shortest edge 224).
 pub const MAX_RESIZED_PIXELS: u64 = 1 << 28;
 
-/// Largest decoded image side; bigger headers are refused before decoding (bombs).
+/// Largest decoded image side this crate used to accept. No longer enforced: the
+/// decoding limit is a pixel count ([`ImageOptions::max_pixels`]).
 pub const MAX_DECODED_SIDE: u32 = 65_535;
 
-/// Largest allocation a decoder may make (1 GiB: a 16-bit RGBA image of 134 megapixels).
+/// Largest allocation a decoder could make before the limit became a pixel count
+/// ([`ImageOptions::max_pixels`]); no longer used.
 pub const MAX_DECODE_ALLOC: u64 = 1 << 30;
 
-/// Opens and decodes an image file.
-///
-/// The format is detected from the file's content, not its extension. Decoding has size
-/// and memory limits against decompression bombs, and a decoder panic is caught and
-/// reported as an error. For animated formats the first frame is returned. Like
-/// `PIL.Image.open`, EXIF orientation is not applied.
+/// Opens and decodes an image file, as `PIL.Image.open` does: EXIF orientation is not
+/// applied, and the default pixel limit holds. The format is detected from the file's
+/// content, not its extension; for animated formats the first frame is returned. See
+/// [`read_image`](super::decode::read_image) for the options, and
+/// [`super::decode`] for the details.
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
-    let err = |message: String| Error::ImageDecode {
-        path: path.to_path_buf(),
-        message,
-    };
-    let reader = image::ImageReader::open(path).map_err(|e| err(e.to_string()))?;
-    let mut reader = reader
-        .with_guessed_format()
-        .map_err(|e| err(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(err("unknown or unsupported image format".into()));
-    }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_DECODED_SIDE);
-    limits.max_image_height = Some(MAX_DECODED_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_ALLOC);
-    reader.limits(limits);
-    // Decoders are not supposed to panic, but a batch job over millions of files must not
-    // die on one decoder bug: a panic becomes this file's error.
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode()))
-        .map_err(|_| err("the decoder panicked on this file".into()))?;
-    let image = decoded.map_err(|e| err(e.to_string()))?;
-    if image.width() == 0 || image.height() == 0 {
-        return Err(err(format!(
-            "image has no pixels ({}x{})",
-            image.width(),
-            image.height()
-        )));
-    }
-    Ok(image)
+    super::decode::read_image(path, &ImageOptions::default())
 }
 
 /// PIL's `alpha_composite(white, rgba)` for one channel: Pillow's integer arithmetic
@@ -344,6 +325,144 @@ impl ImagePreprocessor {
     pub fn preprocess_into(
         &self,
         image: &DynamicImage,
+        out: ArrayViewMut3<'_, f32>,
+    ) -> std::result::Result<(), String> {
+        if image.width() == 0 || image.height() == 0 {
+            return Err(format!(
+                "image has no pixels ({}x{})",
+                image.width(),
+                image.height()
+            ));
+        }
+        let rgb = to_rgb8(image);
+        let logical = (rgb.height(), rgb.width());
+        self.preprocess_rgb(&rgb, logical, out)
+    }
+
+    /// The `(width, height)` a `width × height` image is resized to (its own size when
+    /// the preprocessing does not resize).
+    pub fn resize_target(&self, width: u32, height: u32) -> (u32, u32) {
+        match &self.config.resize {
+            Some(r) => {
+                let (h, w) = resize_output_size(height, width, r.rule);
+                (w, h)
+            }
+            None => (width, height),
+        }
+    }
+
+    /// Reads, decodes and preprocesses one image file into `out`, a `[3, height, width]`
+    /// view, with the given options (pixel limit, EXIF orientation, JPEG DCT scaling).
+    /// Errors name the file: [`Error::ImageDecode`], [`Error::ImageTooLarge`] or
+    /// [`Error::ImagePreprocessFile`].
+    pub fn preprocess_file(
+        &self,
+        path: &Path,
+        options: &ImageOptions,
+        out: ArrayViewMut3<'_, f32>,
+    ) -> Result<()> {
+        let target = |w: u32, h: u32| self.resize_target(w, h);
+        let decoded = decode::decode_file(path, options, Some(&target), decode::take_scratch())?;
+        let (lw, lh) = decoded.logical_size;
+        let result = {
+            let rgb = to_rgb8(&decoded.image);
+            self.preprocess_rgb(&rgb, (lh, lw), out)
+        };
+        // The pixels are no longer needed: the next image on this thread reuses them.
+        decode::recycle(decoded.image);
+        result.map_err(|message| Error::ImagePreprocessFile {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Reads, decodes and preprocesses image files on `options.threads` threads, one
+    /// image per task, each written straight into its row of the result.
+    ///
+    /// Memory is bounded by the batch: the `[n, 3, H, W]` output plus one decoded image
+    /// per thread. Callers with many files pass them in chunks (their inference batch).
+    /// A file that fails does not stop the others: its outcome holds the error, and its
+    /// row is left out of `pixel_values`.
+    pub fn preprocess_files<P: AsRef<Path> + Sync>(
+        &self,
+        paths: &[P],
+        options: &ImageOptions,
+    ) -> PreprocessedFiles {
+        let n = paths.len();
+        let (h, w) = self.output_size();
+        let mut pixels = Array4::<f32>::zeros((n, 3, h as usize, w as usize));
+        let mut results: Vec<Option<Result<()>>> = (0..n).map(|_| None).collect();
+        let one = |i: usize, slot: ArrayViewMut3<'_, f32>| -> Result<()> {
+            let path = paths[i].as_ref();
+            // A decoder or resize panic must not take the batch down.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.preprocess_file(path, options, slot)
+            }))
+            .unwrap_or_else(|_| {
+                Err(Error::ImageDecode {
+                    path: path.to_path_buf(),
+                    message: "decoding or preprocessing panicked on this file".into(),
+                })
+            })
+        };
+        let threads = options.thread_count().min(n);
+        if threads <= 1 {
+            for ((i, slot), result) in pixels.outer_iter_mut().enumerate().zip(&mut results) {
+                *result = Some(one(i, slot));
+            }
+        } else {
+            // Each slot (its output row and result) is locked only by the one worker that
+            // took its index, so the locks never contend; they make the hand-over safe.
+            let slots: Vec<_> = pixels
+                .outer_iter_mut()
+                .zip(results.iter_mut())
+                .map(Mutex::new)
+                .collect();
+            let next = AtomicUsize::new(0);
+            std::thread::scope(|scope| {
+                for _ in 0..threads {
+                    scope.spawn(|| loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(slot) = slots.get(i) else { break };
+                        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                        let (view, result) = &mut *slot;
+                        **result = Some(one(i, view.view_mut()));
+                    });
+                }
+            });
+        }
+        let mut outcomes = Vec::with_capacity(n);
+        let mut keep = Vec::with_capacity(n);
+        for (i, result) in results.into_iter().enumerate() {
+            let result = result.unwrap_or_else(|| {
+                Err(Error::ImageDecode {
+                    path: paths[i].as_ref().to_path_buf(),
+                    message: "the image was not processed".into(),
+                })
+            });
+            outcomes.push(result.map(|()| {
+                keep.push(i);
+                keep.len() - 1
+            }));
+        }
+        let pixel_values = if keep.len() == n {
+            pixels
+        } else {
+            pixels.select(Axis(0), &keep)
+        };
+        PreprocessedFiles {
+            pixel_values,
+            outcomes,
+        }
+    }
+
+    /// Preprocesses 8-bit RGB pixels of an image whose full size is `logical`
+    /// (`(height, width)`). The pixels are that image, or (after DCT-domain scaling) a
+    /// reduced copy of it; sizes are computed from the full size, as PIL would see it.
+    fn preprocess_rgb(
+        &self,
+        rgb: &RgbImage,
+        logical: (u32, u32),
         mut out: ArrayViewMut3<'_, f32>,
     ) -> std::result::Result<(), String> {
         let (h, w) = self.output_size();
@@ -354,21 +473,20 @@ impl ImagePreprocessor {
                 out.shape()
             ));
         }
-        if image.width() == 0 || image.height() == 0 {
-            return Err(format!(
-                "image has no pixels ({}x{})",
-                image.width(),
-                image.height()
-            ));
-        }
-        let rgb = to_rgb8(image);
         let (src_h, src_w) = (rgb.height(), rgb.width());
+        let (log_h, log_w) = logical;
+        if src_h == 0 || src_w == 0 || log_h == 0 || log_w == 0 {
+            return Err(format!("image has no pixels ({src_w}x{src_h})"));
+        }
         let resize = self
             .config
             .resize
             .as_ref()
-            .map(|r| (resize_output_size(src_h, src_w, r.rule), r.filter))
+            .map(|r| (resize_output_size(log_h, log_w, r.rule), r.filter))
             .filter(|&(size, _)| size != (src_h, src_w));
+        if resize.is_none() && (src_h, src_w) != logical {
+            return Err("a reduced image needs a resize step".into());
+        }
         let (rh, rw) = resize.map_or((src_h, src_w), |(size, _)| size);
         if rh == 0 || rw == 0 || u64::from(rh) * u64::from(rw) > MAX_RESIZED_PIXELS {
             return Err(format!(
@@ -456,6 +574,23 @@ impl ImagePreprocessor {
                 }
             }
         }
+    }
+}
+
+/// What [`ImagePreprocessor::preprocess_files`] returns.
+#[derive(Debug)]
+pub struct PreprocessedFiles {
+    /// `[k, 3, H, W]`: the files that succeeded, in input order.
+    pub pixel_values: Array4<f32>,
+    /// One entry per input path, in order: `Ok(row)`, its row in `pixel_values`, or the
+    /// reason it failed.
+    pub outcomes: Vec<Result<usize>>,
+}
+
+impl PreprocessedFiles {
+    /// The number of files that succeeded (rows of `pixel_values`).
+    pub fn succeeded(&self) -> usize {
+        self.pixel_values.shape()[0]
     }
 }
 

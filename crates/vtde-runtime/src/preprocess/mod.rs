@@ -1,9 +1,13 @@
-//! Input preprocessing: images to `pixel_values` ([`image`]) and texts to token arrays
-//! ([`text`]), both driven by the package manifest and matching transformers.
+//! Input preprocessing: image files to decoded images ([`decode`], [`jpeg`]), images to
+//! `pixel_values` ([`image`], [`resample`]) and texts to token arrays ([`text`]), all
+//! driven by the package manifest and matching transformers with PIL.
 
+pub mod decode;
 pub mod image;
+mod jpeg;
 pub mod resample;
 pub mod text;
 
-pub use self::image::{load_image, to_rgb8, ImagePreprocessor};
+pub use self::decode::{decode_image_bytes, read_image, ImageOptions, DEFAULT_MAX_PIXELS};
+pub use self::image::{load_image, to_rgb8, ImagePreprocessor, PreprocessedFiles};
 pub use self::text::{TextBatch, TextTokenizer};

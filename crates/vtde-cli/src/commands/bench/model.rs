@@ -31,9 +31,10 @@ pub fn run(args: &BenchModelArgs) -> Result<()> {
     if args.repeats == 0 {
         bail!("--repeats must be at least 1");
     }
-    let threads = args.runtime.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    });
+    let threads = args
+        .runtime
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut rows: Vec<(String, Rates)> = Vec::new();
     for &precision in &args.precisions {
         let runtime = crate::args::RuntimeArgs {
@@ -95,7 +96,10 @@ fn measure(model: &Model, args: &BenchModelArgs) -> Result<Rates> {
             (lcg(&mut seed) % 2000) as f32 / 1000.0 - 1.0
         });
         let rate = median_rate(b, args.repeats, || {
-            model.image_features(pixels.view()).map(drop).context("vision graph")
+            model
+                .image_features(pixels.view())
+                .map(drop)
+                .context("vision graph")
         })?;
         eprintln!("vtde bench: vision batch {b}: {rate:.1} images/s");
         rates.vision.push((b, rate));
@@ -135,7 +139,10 @@ fn python_baselines(
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/bench_model.py");
     let out = tempfile_path("vtde-bench-model.json");
     let join = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-    eprintln!("vtde bench: running the Python baselines ({})", script.display());
+    eprintln!(
+        "vtde bench: running the Python baselines ({})",
+        script.display()
+    );
     let status = std::process::Command::new(python)
         .arg(&script)
         .arg("--checkpoint")
@@ -150,7 +157,11 @@ fn python_baselines(
         .status()
         .with_context(|| format!("running {}", python.display()))?;
     if !status.success() {
-        bail!("{} {} failed ({status})", python.display(), script.display());
+        bail!(
+            "{} {} failed ({status})",
+            python.display(),
+            script.display()
+        );
     }
     let json: serde_json::Value = serde_json::from_slice(
         &std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?,
@@ -171,7 +182,10 @@ fn python_baselines(
     };
     Ok(vec![
         ("torch eager".to_owned(), rates("torch")),
-        ("onnxruntime (torch export)".to_owned(), rates("onnxruntime")),
+        (
+            "onnxruntime (torch export)".to_owned(),
+            rates("onnxruntime"),
+        ),
     ])
 }
 
@@ -200,7 +214,10 @@ fn print_table(rows: &[(String, Rates)], baselines: &[(String, Rates)], threads:
     }
     for (name, _) in rows {
         for (base, _) in baselines {
-            print!(" {:>26}", format!("{name}/{}", base.split(' ').next().unwrap_or(base)));
+            print!(
+                " {:>26}",
+                format!("{name}/{}", base.split(' ').next().unwrap_or(base))
+            );
         }
     }
     println!();

@@ -1,0 +1,152 @@
+//! `vtde search DIR "query" --top N`: the rows of an embeddings directory closest to a
+//! text (or, with `--image FILE`, to an image), by cosine similarity.
+//!
+//! The query is embedded with the package recorded in `DIR/meta.json` (or `--package`),
+//! which must be the one that made the embeddings: its `vtde.json` sha256 is checked.
+//! The `.npy` file is streamed in blocks, keeping only the best N, so the directory may be
+//! larger than memory. Only committed rows are searched (a run still writing, or killed,
+//! is searched as far as it got).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+
+use crate::args::{Format, SearchArgs};
+use crate::commands::embed::{read_committed, EmbedSettings, EMBEDDINGS, META};
+use crate::commands::{open_model_reading, output_format, package_identity};
+use crate::journal::Marker;
+use crate::npy::{read_header, read_rows};
+use crate::records::{csv_field, json_f32, json_string};
+use crate::Outcome;
+
+/// Rows read at a time.
+const BLOCK_ROWS: usize = 4096;
+
+/// A similarity that orders totally (NaN, from an all-zero embedding, ranks last).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sim(f32);
+
+impl Eq for Sim {}
+
+impl PartialOrd for Sim {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Sim {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let key = |x: f32| if x.is_nan() { f32::NEG_INFINITY } else { x };
+        key(self.0).total_cmp(&key(other.0))
+    }
+}
+
+pub fn run(args: &SearchArgs) -> Result<Outcome> {
+    let meta_path = args.dir.join(META);
+    let marker = Marker::read(&meta_path)?.with_context(|| {
+        format!(
+            "{} is not an embeddings directory (no {META}); make one with `vtde embed`",
+            args.dir.display()
+        )
+    })?;
+    let settings = EmbedSettings::of(&marker.run)?;
+    let package = args
+        .package
+        .clone()
+        .unwrap_or_else(|| marker.run.package.clone().into());
+    let (_, sha) = package_identity(&package)?;
+    if sha != marker.run.package_sha256 {
+        bail!(
+            "the embeddings in {} were made with another package ({}); give that one with \
+             --package",
+            args.dir.display(),
+            marker.run.package
+        );
+    }
+    // A query image is read as the embedded images were.
+    let reading = settings.reading.clone().unwrap_or_default();
+    let model = open_model_reading(&package, &args.runtime, reading.options())?;
+    let query = match (&args.query, &args.image) {
+        (_, Some(image)) => {
+            let found = model.embed_image_files(std::slice::from_ref(image))?;
+            if let Some(Err(e)) = found.outcomes.into_iter().next() {
+                return Err(e).context("reading the query image");
+            }
+            Ok(found.embeddings)
+        }
+        (Some(text), None) => model.embed_texts(&[text]),
+        (None, None) => bail!("give a query text or --image FILE"),
+    }
+    .context("embedding the query")?;
+    let query = query.row(0).to_vec();
+    if query.len() != settings.dim {
+        bail!(
+            "the query embedding has {} values, the rows {}",
+            query.len(),
+            settings.dim
+        );
+    }
+
+    let committed = read_committed(&args.dir, &marker, settings.kind)?;
+    let npy_path = args.dir.join(EMBEDDINGS);
+    let mut file = std::fs::File::open(&npy_path)
+        .with_context(|| format!("opening {}", npy_path.display()))?;
+    let info = read_header(&mut file)?;
+    let rows = committed.keys.len();
+    let top = args.top as usize;
+    let mut best: BinaryHeap<Reverse<(Sim, Reverse<usize>)>> = BinaryHeap::new();
+    let mut start = 0;
+    while start < rows {
+        let n = BLOCK_ROWS.min(rows - start);
+        let block = read_rows(&mut file, &info, start as u64, n)
+            .with_context(|| format!("reading {}", npy_path.display()))?;
+        for (i, row) in block.chunks_exact(info.cols).enumerate() {
+            let sim: f32 = row.iter().zip(&query).map(|(a, b)| a * b).sum();
+            // Ties rank the earlier row first.
+            best.push(Reverse((Sim(sim), Reverse(start + i))));
+            if best.len() > top {
+                best.pop();
+            }
+        }
+        start += n;
+    }
+    let mut ranked: Vec<(f32, usize)> = best
+        .into_iter()
+        .map(|Reverse((Sim(s), Reverse(i)))| (s, i))
+        .collect();
+    ranked.sort_by(|a, b| Sim(b.0).cmp(&Sim(a.0)).then(a.1.cmp(&b.1)));
+
+    let format = output_format(args.format, args.output.as_deref());
+    let key = settings.kind.key();
+    let mut text = String::new();
+    if format == Format::Csv {
+        text.push_str(&format!("rank,score,{key}\n"));
+    }
+    for (rank, (sim, row)) in ranked.iter().enumerate() {
+        let item = &committed.keys[*row];
+        match format {
+            Format::Csv => text.push_str(&format!("{},{sim:.6},{}\n", rank + 1, csv_field(item))),
+            Format::Jsonl => text.push_str(&format!(
+                "{{\"rank\":{},\"score\":{},\"{key}\":{}}}\n",
+                rank + 1,
+                json_f32(*sim),
+                json_string(item)
+            )),
+        }
+    }
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+                .context("writing to stdout")?;
+        }
+    }
+    Ok(Outcome::AllGood)
+}

@@ -1,0 +1,310 @@
+//! Crash-safe outputs: append-only files and an atomically replaced commit marker.
+//!
+//! A run appends each batch's records to its output files, makes them durable
+//! (`fsync`), and then replaces its marker (write a temporary file, `fsync`, rename), which
+//! records how many bytes (and rows) of each file are committed. Whenever the process is
+//! killed, the marker is the old or the new one, never a mix, and the files hold at least
+//! what it says. `--resume` cuts each file back to its committed length, reads the
+//! complete records in it (so a half-written last line is dropped even if the marker is
+//! missing or older), and goes on after them.
+//!
+//! The marker also records the settings of the run ([`RunInfo`]), so that a resume or a
+//! merge refuses outputs made with other labels, another model or other inputs.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::args::Shard;
+
+/// Version of the marker format.
+pub const MARKER_VERSION: u32 = 1;
+
+/// What produced an output, compared on resume and merge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// `score`, `embed` or `embed-text`.
+    pub command: String,
+    /// The package directory, as an absolute path when it could be resolved.
+    pub package: String,
+    /// sha256 of the package's `vtde.json` (which holds every graph's sha256).
+    pub package_sha256: String,
+    /// Command-specific settings that shape the results (labels, templates, format,
+    /// precision, file selection, embedding width...).
+    pub settings: serde_json::Value,
+    /// The PATHS arguments, as given (the order of results follows them).
+    pub roots: Vec<String>,
+    pub shard: Option<Shard>,
+}
+
+impl RunInfo {
+    /// Why outputs of `self` and `other` cannot be combined, if they cannot. The package
+    /// path may differ (a package copied elsewhere is the same package), and so may the
+    /// shard when `ignore_shard` is set (merge).
+    pub fn mismatch(&self, other: &RunInfo, ignore_shard: bool) -> Option<String> {
+        if self.command != other.command {
+            return Some(format!(
+                "made by `vtde {}`, not `vtde {}`",
+                other.command, self.command
+            ));
+        }
+        if self.package_sha256 != other.package_sha256 {
+            return Some(format!(
+                "made with another package ({}, vtde.json sha256 {})",
+                other.package, other.package_sha256
+            ));
+        }
+        if self.settings != other.settings {
+            // Name the settings that differ rather than dumping both.
+            let differing: Vec<String> = match (&self.settings, &other.settings) {
+                (serde_json::Value::Object(a), serde_json::Value::Object(b)) => a
+                    .keys()
+                    .chain(b.keys().filter(|k| !a.contains_key(*k)))
+                    .filter(|k| a.get(*k) != b.get(*k))
+                    .map(|k| {
+                        let show = |v: Option<&serde_json::Value>| {
+                            v.map_or_else(|| "nothing".into(), |v| v.to_string())
+                        };
+                        format!("{k} {} instead of {}", show(b.get(k)), show(a.get(k)))
+                    })
+                    .collect(),
+                _ => vec![format!("{} instead of {}", other.settings, self.settings)],
+            };
+            return Some(format!(
+                "made with other settings: {}",
+                differing.join("; ")
+            ));
+        }
+        if self.roots != other.roots {
+            return Some(format!(
+                "made from other paths: {:?} instead of {:?}",
+                other.roots, self.roots
+            ));
+        }
+        if !ignore_shard && self.shard != other.shard {
+            let show = |s: Option<Shard>| s.map_or_else(|| "no shard".into(), |s| s.to_string());
+            return Some(format!(
+                "made for {} instead of {}",
+                show(other.shard),
+                show(self.shard)
+            ));
+        }
+        None
+    }
+}
+
+/// How much of each output file is committed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// Bytes of the results file (score), or of `index.jsonl` (embeddings).
+    pub output_bytes: u64,
+    /// Bytes of the errors file.
+    pub errors_bytes: u64,
+    /// Rows of `embeddings.npy` (embeddings; 0 for score).
+    pub rows: u64,
+    /// Items written, and items that failed (informative; the files are the truth).
+    pub done: u64,
+    pub failed: u64,
+}
+
+/// The commit marker: `FILE.progress.json` beside a score results file, `meta.json` in
+/// an embeddings directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Marker {
+    /// `vtde-progress` or `vtde-embeddings`.
+    pub kind: String,
+    pub version: u32,
+    pub run: RunInfo,
+    pub commit: Commit,
+    /// Whether the run went through all its inputs.
+    pub complete: bool,
+}
+
+impl Marker {
+    /// Reads a marker; `Ok(None)` when there is none.
+    pub fn read(path: &Path) -> Result<Option<Marker>> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let marker: Marker = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a vtde progress marker", path.display()))?;
+        if marker.version > MARKER_VERSION {
+            bail!(
+                "{} has marker version {}; this vtde reads up to {MARKER_VERSION}",
+                path.display(),
+                marker.version
+            );
+        }
+        Ok(Some(marker))
+    }
+
+    /// Replaces the marker atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let mut json = serde_json::to_vec_pretty(self).context("serializing the marker")?;
+        json.push(b'\n');
+        write_atomic(path, &json)
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so that `path` is
+/// always either the old or the new content.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads at most `limit` bytes of a file (all of a missing file: none).
+pub fn read_prefix(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut bytes = Vec::new();
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(bytes)
+}
+
+/// An output file that only grows, written in batches.
+#[derive(Debug)]
+pub struct AppendFile {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    buf: Vec<u8>,
+}
+
+impl AppendFile {
+    /// Opens `path` keeping its first `keep` bytes (0: an empty file), creating it.
+    pub fn open(path: &Path, keep: u64) -> Result<Self> {
+        let open = || -> std::io::Result<(File, u64)> {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)?;
+            let keep = keep.min(file.metadata()?.len());
+            file.set_len(keep)?;
+            file.seek(SeekFrom::Start(keep))?;
+            Ok((file, keep))
+        };
+        let (file, len) = open().with_context(|| format!("opening {}", path.display()))?;
+        Ok(AppendFile {
+            file,
+            path: path.to_owned(),
+            len,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Queues text to write at the next [`flush`](Self::flush).
+    pub fn push(&mut self, s: &str) {
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    /// Writes what was queued; returns the file's length.
+    pub fn flush(&mut self) -> Result<u64> {
+        if !self.buf.is_empty() {
+            self.file
+                .write_all(&self.buf)
+                .with_context(|| format!("writing {}", self.path.display()))?;
+            self.len += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(self.len)
+    }
+
+    /// Makes what was written durable.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_file_keeps_the_committed_prefix() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("out.csv");
+        let mut f = AppendFile::open(&path, 0).expect("open");
+        f.push("one\n");
+        assert_eq!(f.flush().expect("flush"), 4);
+        f.push("two\n");
+        f.flush().expect("flush");
+        drop(f);
+        let mut f = AppendFile::open(&path, 4).expect("reopen");
+        f.push("three\n");
+        f.flush().expect("flush");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "one\nthree\n"
+        );
+        // Keeping more than there is keeps all.
+        let f = AppendFile::open(&path, 1000).expect("reopen");
+        assert_eq!(f.len, 10);
+    }
+
+    #[test]
+    fn markers_round_trip_and_compare() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("m.json");
+        assert!(Marker::read(&path).expect("read").is_none());
+        let run = RunInfo {
+            command: "score".into(),
+            package: "/p".into(),
+            package_sha256: "abc".into(),
+            settings: serde_json::json!({"labels": ["a"]}),
+            roots: vec!["photos".into()],
+            shard: Some(Shard { index: 1, count: 4 }),
+        };
+        let marker = Marker {
+            kind: "vtde-progress".into(),
+            version: MARKER_VERSION,
+            run: run.clone(),
+            commit: Commit {
+                output_bytes: 10,
+                ..Commit::default()
+            },
+            complete: false,
+        };
+        marker.write(&path).expect("write");
+        assert_eq!(Marker::read(&path).expect("read"), Some(marker));
+
+        let moved = RunInfo {
+            package: "/elsewhere".into(),
+            ..run.clone()
+        };
+        assert_eq!(run.mismatch(&moved, false), None);
+        let other_shard = RunInfo {
+            shard: Some(Shard { index: 2, count: 4 }),
+            ..run.clone()
+        };
+        assert!(run.mismatch(&other_shard, false).is_some());
+        assert_eq!(run.mismatch(&other_shard, true), None);
+        let other_labels = RunInfo {
+            settings: serde_json::json!({"labels": ["b"]}),
+            ..run.clone()
+        };
+        assert!(run.mismatch(&other_labels, true).is_some());
+    }
+}

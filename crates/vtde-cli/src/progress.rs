@@ -1,0 +1,107 @@
+//! What a folder run tells the person watching: a progress bar with rate and ETA when
+//! stderr is a terminal (nothing otherwise), one stderr line per failed file, and a final
+//! summary line.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Counts and the bar of one run.
+pub struct Reporter {
+    command: &'static str,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    /// Items written in this run.
+    pub done: u64,
+    /// Items that failed in this run.
+    pub failed: u64,
+    /// Items skipped because an earlier run did them (`--resume`).
+    pub skipped: u64,
+    /// Of those, the ones that had failed.
+    pub failed_before: u64,
+}
+
+impl Reporter {
+    /// A reporter for `total` items to process in this run.
+    pub fn new(command: &'static str, total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{elapsed_precise} {wide_bar} {pos}/{len} {rate} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1}/s", state.per_sec());
+                },
+            );
+            bar.set_style(style);
+            bar
+        });
+        Reporter {
+            command,
+            bar,
+            started: Instant::now(),
+            done: 0,
+            failed: 0,
+            skipped: 0,
+            failed_before: 0,
+        }
+    }
+
+    /// Prints a line on stderr without breaking the bar.
+    pub fn note(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Reports a failed item.
+    pub fn fail(&mut self, path: &str, reason: &str) {
+        self.failed += 1;
+        self.note(&format!("vtde: skipping {path}: {reason}"));
+        self.advance(1);
+    }
+
+    /// Counts written items.
+    pub fn wrote(&mut self, n: u64) {
+        self.done += n;
+        self.advance(n);
+    }
+
+    fn advance(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
+    /// Failed items in all runs that wrote these outputs.
+    pub fn failed_total(&self) -> u64 {
+        self.failed + self.failed_before
+    }
+
+    /// Removes the bar and prints the summary line.
+    pub fn finish(&self, verb: &str, unit: &str) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let secs = self.started.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 {
+            self.done as f64 / secs
+        } else {
+            0.0
+        };
+        let mut line = format!(
+            "vtde {}: {} {verb}, {} skipped (done before), {} failed",
+            self.command, self.done, self.skipped, self.failed
+        );
+        if self.failed_before > 0 {
+            line.push_str(&format!(" (+{} earlier)", self.failed_before));
+        }
+        line.push_str(&format!(", {secs:.2}s, {rate:.1} {unit}/s"));
+        eprintln!("{line}");
+    }
+}
