@@ -44,7 +44,7 @@ import skimage
 import skimage.data
 import torch
 import transformers
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 from safetensors.numpy import save_file
 from transformers import CLIPImageProcessorPil, ViTImageProcessorPil
 
@@ -79,6 +79,12 @@ def photo(name: str) -> Image.Image:
 
 def small(name: str, size: tuple[int, int]) -> Image.Image:
     return photo(name).convert("RGB").resize(size, Image.LANCZOS)
+
+
+def strip(size: tuple[int, int]) -> Image.Image:
+    """A tall, narrow image: the chelsea photo squeezed and slightly blurred, so that the
+    odd 37x1001 size gives small files."""
+    return small("chelsea", size).filter(ImageFilter.GaussianBlur(1.5))
 
 
 # ---------------------------------------------------------------------------------------
@@ -177,6 +183,25 @@ def to_cmyk(rgb: np.ndarray) -> Image.Image:
     return Image.frombytes("CMYK", (rgb.shape[1], rgb.shape[0]), planes.tobytes())
 
 
+def gif_with_offset_frame(frame_gif: bytes, screen: tuple[int, int], offset: tuple[int, int],
+                          background: int = 0) -> bytes:
+    """Rewrites a single-frame GIF written by PIL so that its frame sits at `offset` on a
+    larger logical screen (PIL writes frames as large as the screen)."""
+    data = bytearray(frame_gif)
+    data[6:10] = struct.pack("<HH", *screen)
+    data[11] = background
+    packed = data[10]
+    pos = 13 + (3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0)
+    while data[pos] == 0x21:  # extensions: label, then sub-blocks up to a 0 length
+        pos += 2
+        while data[pos]:
+            pos += data[pos] + 1
+        pos += 1
+    assert data[pos] == 0x2C, "image descriptor expected"
+    data[pos + 1:pos + 5] = struct.pack("<HH", *offset)
+    return bytes(data)
+
+
 def exif_bytes(orientation: int) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -226,7 +251,7 @@ def make_files(files: Path, rng: np.random.Generator) -> list[dict]:
     ycck_src.save(buf, format="JPEG", quality=92)
     (files / "jpeg_ycck.jpg").write_bytes(set_adobe_transform(buf.getvalue(), 2))
     add("jpeg_ycck.jpg", "YCCK JPEG (Adobe transform 2, PIL mode CMYK)")
-    small("astronaut", (37, 1001)).save(files / "jpeg_37x1001.jpg", quality=90)
+    strip((37, 1001)).save(files / "jpeg_37x1001.jpg", quality=90)
     add("jpeg_37x1001.jpg", "37x1001 JPEG, 4:2:0")
     small("astronaut", (1, 1)).save(files / "jpeg_1x1.jpg", quality=90)
     add("jpeg_1x1.jpg", "1x1 JPEG")
@@ -311,7 +336,7 @@ def make_files(files: Path, rng: np.random.Generator) -> list[dict]:
     add("png_1x1.png", "1x1 PNG")
     small("astronaut", (1, 4000)).save(files / "png_1x4000.png")
     add("png_1x4000.png", "1x4000 PNG")
-    small("astronaut", (37, 1001)).save(files / "png_37x1001.png")
+    strip((37, 1001)).save(files / "png_37x1001.png")
     add("png_37x1001.png", "37x1001 PNG")
     small("chelsea", (3, 2)).save(files / "png_3x2.png")
     add("png_3x2.png", "3x2 PNG (upscaling)")
@@ -337,6 +362,16 @@ def make_files(files: Path, rng: np.random.Generator) -> list[dict]:
     second = small("chelsea", (71, 53)).quantize(64)
     pal.save(files / "gif_animated.gif", save_all=True, append_images=[second], duration=100, loop=0)
     add("gif_animated.gif", "animated GIF; the first frame counts")
+    part = small("chelsea", (40, 30)).quantize(32)
+    buf = io.BytesIO()
+    part.save(buf, format="GIF")
+    (files / "gif_partial_frame.gif").write_bytes(gif_with_offset_frame(buf.getvalue(), (71, 53), (20, 12), 5))
+    add("gif_partial_frame.gif", "GIF whose first frame covers part of the screen (background index 5)")
+    buf = io.BytesIO()
+    part.save(buf, format="GIF", transparency=2)
+    (files / "gif_partial_frame_transparent.gif").write_bytes(
+        gif_with_offset_frame(buf.getvalue(), (71, 53), (20, 12), 5))
+    add("gif_partial_frame_transparent.gif", "GIF, partial first frame with a transparent index")
 
     # BMP ---------------------------------------------------------------------------------
     base.save(files / "bmp_rgb24.bmp")
@@ -502,7 +537,7 @@ def main() -> None:
     }
     jpeg_embeddings(files, cases, tensors)
     save_file(tensors, str(out / "pixel_values.safetensors"))
-    (out / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")
+    (out / "cases.json").write_text(json.dumps(cases, indent=0) + "\n")
     (out / "README.md").write_text(README)
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {len(decode_cases)} files, {len(tensors)} tensors, {total / 1e6:.2f} MB to {out}")

@@ -1,8 +1,9 @@
 //! Image files to decoded images: format detection, size limits, EXIF orientation.
 //!
 //! - The format comes from the content, never the file name. JPEG goes to libjpeg-turbo
-//!   ([`super::jpeg`], bit-exact with PIL); PNG, WebP, GIF (first frame), BMP and TIFF
-//!   (first page) go to the `image` crate's decoders. Anything else is refused.
+//!   (module `jpeg`, bit-exact with PIL); PNG, WebP, BMP and TIFF (first page) go to
+//!   the `image` crate's decoders, GIF (first frame) to the `gif` crate's, composed as PIL
+//!   does. Anything else is refused.
 //! - **Limits.** The size in the file's header is checked against
 //!   [`ImageOptions::max_pixels`] before any pixel buffer is allocated (the JPEG header
 //!   is parsed by libjpeg; the other decoders are asked for their dimensions before
@@ -17,10 +18,10 @@
 //!   default (false) matches `Image.open`.
 //! - **DCT-domain downscaling** (optional, [`ImageOptions::jpeg_dct_scaling`]): when the
 //!   resize target is at most half the JPEG's size, libjpeg's scaled inverse DCT decodes
-//!   straight to 1/2, 1/4 or 1/8 of the size (the largest reduction that stays at least
-//!   as large as the target), much faster for large photos. The result is no longer
-//!   bit-exact with PIL (which decodes at full size); see [`ImageOptions`] for the
-//!   measured cosine.
+//!   straight to 1/2, 1/4 or 1/8 of the size (the largest reduction that keeps twice the
+//!   target, as Pillow's `thumbnail` drafts; else 1/2), much faster for large photos. The
+//!   result is no longer bit-exact with PIL (which decodes at full size); see
+//!   [`ImageOptions`] for the measured cosine.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -403,6 +404,68 @@ fn decode_tiff_cmyk(
     })())
 }
 
+/// GIF's first frame as PIL opens it: a palette image of the screen's size, filled outside
+/// the frame with the frame's transparent index (or index 0 when it has none, where the
+/// `image` crate would leave transparent black), with the frame's local palette or the
+/// global one. Returned as RGBA (the transparent index has alpha 0), which
+/// [`super::image::to_rgb8`] composites as transformers does.
+fn decode_gif(data: &[u8], request: &DecodeRequest<'_>) -> Result<RawDecoded, DecodeError> {
+    let corrupt = |e: gif::DecodingError| DecodeError::Corrupt(format!("GIF: {e}"));
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::Indexed);
+    if let Some(limit) = std::num::NonZeroU64::new(request.max_pixels) {
+        // Indexed output: one byte per pixel of a frame.
+        options.set_memory_limit(gif::MemoryLimit::Bytes(limit));
+    }
+    let mut decoder = options.read_info(Cursor::new(data)).map_err(corrupt)?;
+    let (width, height) = (u32::from(decoder.width()), u32::from(decoder.height()));
+    request.check_size(width, height)?;
+    let global = decoder.global_palette().map(<[u8]>::to_vec);
+    let frame = decoder
+        .read_next_frame()
+        .map_err(|e| match e {
+            gif::DecodingError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                DecodeError::Truncated
+            }
+            other => corrupt(other),
+        })?
+        .ok_or_else(|| DecodeError::Corrupt("the GIF has no image".into()))?;
+    let (w, h) = (width as usize, height as usize);
+    let mut indices = vec![frame.transparent.unwrap_or(0); w * h];
+    let (left, top) = (usize::from(frame.left), usize::from(frame.top));
+    let frame_w = usize::from(frame.width);
+    if frame_w > 0 && left < w {
+        let visible = frame_w.min(w - left);
+        for (y, row) in frame.buffer.chunks(frame_w).enumerate() {
+            let Some(out_y) = (top + y < h).then_some(top + y) else {
+                break;
+            };
+            let dst = &mut indices[out_y * w + left..out_y * w + left + visible];
+            dst.copy_from_slice(&row[..visible.min(row.len())]);
+        }
+    }
+    let palette = frame
+        .palette
+        .as_deref()
+        .or(global.as_deref())
+        .unwrap_or(&[]);
+    let rgba: Vec<u8> = indices
+        .iter()
+        .flat_map(|&i| {
+            let c = |k: usize| palette.get(usize::from(i) * 3 + k).copied().unwrap_or(0);
+            let alpha = if frame.transparent == Some(i) { 0 } else { 255 };
+            [c(0), c(1), c(2), alpha]
+        })
+        .collect();
+    let image = image::RgbaImage::from_raw(width, height, rgba)
+        .ok_or_else(|| DecodeError::Corrupt("GIF buffer of the wrong size".into()))?;
+    Ok(RawDecoded {
+        image: DynamicImage::ImageRgba8(image),
+        full_size: (width, height),
+        orientation: None,
+    })
+}
+
 /// The width and height of a PNG's IHDR chunk (the first chunk, at byte 8).
 fn png_ihdr_size(data: &[u8]) -> Option<(u32, u32)> {
     let ihdr = data.get(12..24)?;
@@ -428,6 +491,9 @@ fn decode_with_image_crate(
             if let Some(result) = decode_tiff_cmyk(data, request) {
                 return result;
             }
+        }
+        if format == ImageFormat::Gif {
+            return decode_gif(data, request);
         }
         // PNG's size sits at a fixed place: check it even when the rest of the file is
         // missing (the decoder would first complain about that).

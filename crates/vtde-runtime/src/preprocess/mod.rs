@@ -1,6 +1,6 @@
-//! Input preprocessing: image files to decoded images ([`decode`], [`jpeg`]), images to
-//! `pixel_values` ([`image`], [`resample`]) and texts to token arrays ([`text`]), all
-//! driven by the package manifest and matching transformers with PIL.
+//! Input preprocessing: image files to decoded images ([`decode`]; JPEG by libjpeg-turbo),
+//! images to `pixel_values` ([`image`], [`resample`]) and texts to token arrays
+//! ([`text`]), all driven by the package manifest and matching transformers with PIL.
 
 pub mod decode;
 pub mod image;

@@ -260,18 +260,56 @@ fn synthesize(dir: &Path) -> Result<Vec<BenchFile>> {
     Ok(files)
 }
 
-/// Median over `repeats` passes of the mean milliseconds per item of `pass` (which
-/// handles `items` items), after one warm-up pass.
-fn median_ms(repeats: usize, items: usize, mut pass: impl FnMut() -> Result<()>) -> Result<f64> {
+/// Milliseconds per item: wall-clock, and the calling thread's CPU time where the system
+/// tells it (Linux), which other load on the machine does not inflate.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    wall: f64,
+    cpu: Option<f64>,
+}
+
+/// CPU time of the calling thread, in nanoseconds (Linux: `/proc/thread-self/schedstat`,
+/// the same clock as Python's `time.thread_time`).
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Median over `repeats` passes of the mean time per item of `pass` (which handles
+/// `items` items), after one warm-up pass.
+fn median_ms(repeats: usize, items: usize, mut pass: impl FnMut() -> Result<()>) -> Result<Timing> {
     pass()?;
-    let mut times = Vec::with_capacity(repeats);
+    let per_item = items.max(1) as f64;
+    let mut wall = Vec::with_capacity(repeats);
+    let mut cpu = Vec::with_capacity(repeats);
     for _ in 0..repeats {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), thread_cpu_ns());
         pass()?;
-        times.push(t.elapsed().as_secs_f64() * 1e3 / items.max(1) as f64);
+        wall.push(t.elapsed().as_secs_f64() * 1e3 / per_item);
+        if let (Some(c0), Some(c1)) = (c, thread_cpu_ns()) {
+            cpu.push(c1.saturating_sub(c0) as f64 / 1e6 / per_item);
+        }
     }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    Ok(Timing {
+        wall: median(wall).unwrap_or(0.0),
+        cpu: if cpu.len() == repeats {
+            median(cpu)
+        } else {
+            None
+        },
+    })
+}
+
+/// Records a timing under `key` (wall) and `key cpu`.
+fn insert(table: &mut Table, group: &str, key: &str, t: Timing) {
+    table.insert((group.to_owned(), key.to_owned()), t.wall);
+    if let Some(cpu) = t.cpu {
+        table.insert((group.to_owned(), format!("{key} cpu")), cpu);
+    }
 }
 
 fn groups(files: &[BenchFile]) -> Vec<(String, Vec<&Path>)> {
@@ -311,7 +349,7 @@ fn measure_vtde(
             }
             Ok(())
         })?;
-        table.insert((group.clone(), "decode".into()), decode);
+        insert(&mut table, &group, "decode", decode);
         // The pool gets enough items to keep every thread busy.
         let many: Vec<&Path> = paths
             .iter()
@@ -331,9 +369,9 @@ fn measure_vtde(
                     Ok(())
                 })
             };
-            table.insert((group.clone(), format!("{name} 1t")), one(&exact)?);
+            insert(&mut table, &group, &format!("{name} 1t"), one(&exact)?);
             if group.starts_with("JPEG") || group.starts_with("JPG") {
-                table.insert((group.clone(), format!("{name} dct")), one(&dct)?);
+                insert(&mut table, &group, &format!("{name} dct"), one(&dct)?);
             }
             let pooled = median_ms(repeats, many.len(), || {
                 let batch = pre.preprocess_files(&many, &pool);
@@ -342,7 +380,8 @@ fn measure_vtde(
                     None => Ok(()),
                 }
             })?;
-            table.insert((group.clone(), format!("{name} pool")), pooled);
+            // Several threads: only the wall-clock time means something.
+            table.insert((group.clone(), format!("{name} pool")), pooled.wall);
         }
     }
     Ok(table)
@@ -388,16 +427,18 @@ fn measure_python(
     let _ = std::fs::remove_file(&out);
     let mut table = Table::new();
     for (group, paths) in groups(files) {
-        for key in ["decode", "clip", "vit", "package"] {
-            let values: Vec<f64> = paths
-                .iter()
-                .filter_map(|p| json["ms"][p.to_string_lossy().as_ref()][key].as_f64())
-                .collect();
-            if values.len() == paths.len() {
-                table.insert(
-                    (group.clone(), key.to_owned()),
-                    values.iter().sum::<f64>() / values.len() as f64,
-                );
+        for (section, suffix) in [("ms", ""), ("cpu_ms", " cpu")] {
+            for key in ["decode", "clip", "vit", "package"] {
+                let values: Vec<f64> = paths
+                    .iter()
+                    .filter_map(|p| json[section][p.to_string_lossy().as_ref()][key].as_f64())
+                    .collect();
+                if values.len() == paths.len() {
+                    table.insert(
+                        (group.clone(), format!("{key}{suffix}")),
+                        values.iter().sum::<f64>() / values.len() as f64,
+                    );
+                }
             }
         }
     }
@@ -492,6 +533,49 @@ fn print_table(
          ViTImageProcessorPil defaults (224 px); package = the package's preprocessing. \
          Python = PIL decode + processor; ratios = Python / vtde."
     );
+    if ours.keys().any(|(_, k)| k.ends_with(" cpu")) {
+        println!(
+            "\nCPU time of the measuring thread, ms per image (not inflated by other load on \
+             the machine), 1 thread"
+        );
+        println!(
+            "{:19} {:8} | {:>8} {:>8} {:>8} | {:>7} {:>7}",
+            "images", "work", "Python", "vtde", "DCT", "ratio", "DCT"
+        );
+        for (group, paths) in groups(files) {
+            for name in ["decode", "clip", "vit", "package"] {
+                let py = python.and_then(|(t, _)| {
+                    let decode = get(t, &group, "decode cpu")?;
+                    match name {
+                        "decode" => Some(decode),
+                        _ => Some(decode + get(t, &group, &format!("{name} cpu"))?),
+                    }
+                });
+                let (one, dct) = match name {
+                    "decode" => (get(ours, &group, "decode cpu"), None),
+                    _ => (
+                        get(ours, &group, &format!("{name} 1t cpu")),
+                        get(ours, &group, &format!("{name} dct cpu")),
+                    ),
+                };
+                let label = if name == "decode" {
+                    format!("{group} ({})", paths.len())
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{:19} {:8} | {:>8} {:>8} {:>8} | {:>7} {:>7}",
+                    label,
+                    name,
+                    cell(py),
+                    cell(one),
+                    cell(dct),
+                    ratio(py, one),
+                    ratio(py, dct)
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -515,13 +599,13 @@ mod tests {
     #[test]
     fn median_runs_a_warm_up_and_the_passes() {
         let mut calls = 0;
-        let ms = median_ms(3, 2, || {
+        let t = median_ms(3, 2, || {
             calls += 1;
             Ok(())
         })
         .unwrap();
         assert_eq!(calls, 4);
-        assert!(ms >= 0.0);
+        assert!(t.wall >= 0.0);
         assert!(median_ms(1, 1, || bail!("boom")).is_err());
     }
 
