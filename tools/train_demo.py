@@ -6,6 +6,7 @@ background").
     PY="$(/work/shared/reference-env.sh)/bin/python"
     "$PY" tools/train_demo.py                 # train, save, evaluate (CPU, 2 threads)
     "$PY" tools/train_demo.py --export        # ... then `vtde export` and `vtde score` it
+    "$PY" tools/train_demo.py --export-only   # no training: export + score the saved checkpoint
 
 Writes (under --out, default models/):
   demo-checkpoint/       the trained checkpoint (save_pretrained: config.json,
@@ -16,15 +17,20 @@ Writes (under --out, default models/):
   demo/                  with --export: the vtde package (`vtde export`)
 
 The data: shapes (circle, square, triangle, star, cross) x colours (red, green, blue,
-yellow, purple, orange) x backgrounds (white, black, gray; some images with light
-noise), at a random position, size and small rotation, drawn with PIL on canvases of
-80-200 px (not square), so the image processor's resize matters. Five shape x colour
+yellow, purple, orange) x backgrounds (white, black, gray; a quarter of the images with
+light noise), at a random position, size and small rotation, drawn with PIL on canvases
+of 80-200 px (not square), so the image processor's resize matters. Five shape x colour
 combinations (HELD_OUT) never appear in training; the evaluation reports them apart.
 Every training batch is drawn fresh; each batch holds distinct shape x colour x
 background triples. The loss is the model's own contrastive loss
-(`model(..., return_loss=True).loss`).
+(`model(..., return_loss=True).loss`), AdamW, linear warm-up then cosine decay.
 
-Everything is seeded (Python, numpy, torch; deterministic algorithms; 2 torch
+Two things make the difference between a model that knows colours only (shape at chance)
+and one that knows shapes too: a first curriculum stage of achromatic shapes with
+shape-only captions (achromatic_sample), and a width-appropriate initializer_range
+(INIT_RANGE); a quarter of the coloured-stage captions also name the shape only.
+
+Everything is seeded (numpy, torch; deterministic algorithms; 2 torch
 threads), so a re-run on the same library versions trains the same weights.
 """
 
@@ -33,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import shutil
 import subprocess
@@ -283,7 +290,13 @@ def evaluate(model, tok, image_processor, seed: int, per_combo: int) -> dict:
             "colour_right": round(float(colour_right[mask].mean()), 4),
         }
 
-    return {"seen": acc(~held), "held_out": acc(held), "all": acc(np.ones_like(held))}
+    by_combo = {}
+    for c, s in sorted(HELD_OUT):
+        m = np.array([(ci, si) == (c, s) for ci, si, _ in items])
+        wrong = [label(*COMBOS[p]) for p in pred[m & ~right]]
+        by_combo[label(c, s)] = {"top1": round(float(right[m].mean()), 4),
+                                 "wrong_predictions": {w: wrong.count(w) for w in sorted(set(wrong))}}
+    return {"seen": acc(~held), "held_out": acc(held), "all": acc(np.ones_like(held)), "held_out_by_combo": by_combo}
 
 
 # Example images: (file stem, colour, shape, background, seed). blue_triangle is held out.
@@ -327,7 +340,19 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-every", type=int, default=250, help="quick eval (60 images) every N steps; 0: never")
     ap.add_argument("--export", action="store_true", help="then run `vtde export` and `vtde score` (cargo)")
+    ap.add_argument("--export-only", action="store_true",
+                    help="no training: score the existing examples with the saved checkpoint in transformers, "
+                         "then `vtde export` + `vtde score` and compare")
     args = ap.parse_args()
+    if args.export_only:
+        torch.set_num_threads(args.threads)
+        ckpt = args.out / "demo-checkpoint"
+        model = VisionTextDualEncoderModel.from_pretrained(ckpt).eval()
+        tok = AutoTokenizer.from_pretrained(ckpt)
+        image_processor = AutoImageProcessor.from_pretrained(ckpt, backend="pil")
+        ex_paths = [args.out / "examples" / f"{stem}.png" for stem, *_ in EXAMPLES]
+        ex_images = [Image.open(p).convert("RGB") for p in ex_paths]
+        return export_and_score(args.out, ex_paths, zero_shot(model, tok, image_processor, ex_images, EXAMPLE_LABELS))
     assert args.batch_size <= len(TRAIN_TRIPLES), f"batch size at most {len(TRAIN_TRIPLES)} (distinct triples)"
 
     torch.set_num_threads(args.threads)
@@ -430,6 +455,8 @@ def main() -> int:
 
     ev = evaluate(model, tok, image_processor, seed=SEED + 1, per_combo=args.eval_per_combo)
     print(f"eval (zero-shot top-1 among {len(COMBOS)} labels): seen {ev['seen']}, held out {ev['held_out']}", flush=True)
+    for k, v in ev["held_out_by_combo"].items():
+        print(f"  held out {k!r}: top-1 {v['top1']:.2f}, wrong: {v['wrong_predictions']}", flush=True)
 
     # ---- Examples, scored from the PNG files.
     ex_paths = write_examples(out / "examples", seed=SEED + 2)
@@ -476,14 +503,16 @@ def main() -> int:
 
 def export_and_score(out: Path, ex_paths: list[Path], ex_probs: np.ndarray) -> int:
     """`vtde export` the checkpoint and `vtde score` the examples; compare with transformers."""
+    out = Path(os.path.relpath(out.resolve(), ROOT))  # cargo runs in ROOT; print short paths
     pkg = out / "demo"
-    if pkg.exists():
-        shutil.rmtree(pkg)
+    if (ROOT / pkg).exists():
+        shutil.rmtree(ROOT / pkg)
     cargo = ["cargo", "run", "--release", "-q", "-p", "vtde-cli", "--"]
     subprocess.run(cargo + ["export", str(out / "demo-checkpoint"), str(pkg)], cwd=ROOT, check=True)
     res = subprocess.run(cargo + ["score", str(pkg), str(out / "examples"), "--labels", *EXAMPLE_LABELS],
                          cwd=ROOT, check=True, capture_output=True, text=True)
     print(res.stdout, end="")
+    print(res.stderr, end="", file=sys.stderr)
     rows = [line.split(",") for line in res.stdout.strip().splitlines()]
     header, rows = rows[0], rows[1:]
     assert header[1:] == EXAMPLE_LABELS, header
