@@ -15,3 +15,32 @@ pub fn run(command: &BenchCommand) -> Result<()> {
         BenchCommand::Preprocess(args) => preprocess::run(args),
     }
 }
+
+/// Runs a Python baseline `command` (the script and its arguments already added) with
+/// `--json-out OUT` appended, and returns the JSON the script wrote there.
+pub fn run_json_script(
+    mut command: std::process::Command,
+    python: &std::path::Path,
+    script: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<serde_json::Value> {
+    use anyhow::{bail, Context};
+    let status = command
+        .arg("--json-out")
+        .arg(out)
+        .status()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !status.success() {
+        bail!(
+            "{} {} failed ({status})",
+            python.display(),
+            script.display()
+        );
+    }
+    let json = serde_json::from_slice(
+        &std::fs::read(out).with_context(|| format!("reading {}", out.display()))?,
+    )
+    .with_context(|| format!("parsing {}", out.display()))?;
+    let _ = std::fs::remove_file(out);
+    Ok(json)
+}

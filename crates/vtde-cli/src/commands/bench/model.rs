@@ -143,7 +143,8 @@ fn python_baselines(
         "vtde bench: running the Python baselines ({})",
         script.display()
     );
-    let status = std::process::Command::new(python)
+    let mut command = std::process::Command::new(python);
+    command
         .arg(&script)
         .arg("--checkpoint")
         .arg(checkpoint)
@@ -151,23 +152,8 @@ fn python_baselines(
         .args(["--seq-lens", &join(&args.seq_lens)])
         .args(["--repeats", &args.repeats.to_string()])
         .args(["--threads", &threads.to_string()])
-        .args(["--text-batch", &TEXT_BATCH.to_string()])
-        .arg("--json-out")
-        .arg(&out)
-        .status()
-        .with_context(|| format!("running {}", python.display()))?;
-    if !status.success() {
-        bail!(
-            "{} {} failed ({status})",
-            python.display(),
-            script.display()
-        );
-    }
-    let json: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?,
-    )
-    .with_context(|| format!("parsing {}", out.display()))?;
-    let _ = std::fs::remove_file(&out);
+        .args(["--text-batch", &TEXT_BATCH.to_string()]);
+    let json = super::run_json_script(command, python, &script, &out)?;
     let rates = |engine: &str| Rates {
         vision: args
             .batch_sizes

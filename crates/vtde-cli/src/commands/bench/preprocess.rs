@@ -402,29 +402,15 @@ fn measure_python(
         "vtde bench preprocess: running the Python baseline ({})",
         script.display()
     );
-    let status = std::process::Command::new(python)
+    let mut command = std::process::Command::new(python);
+    command
         .arg(&script)
         .args(["--repeats", &repeats.to_string()])
         .arg("--package-image")
         .arg(serde_json::to_string(package_image)?)
-        .arg("--json-out")
-        .arg(&out)
         .args(files.iter().map(|f| &f.path))
-        .env("OMP_NUM_THREADS", "1")
-        .status()
-        .with_context(|| format!("running {}", python.display()))?;
-    if !status.success() {
-        bail!(
-            "{} {} failed ({status})",
-            python.display(),
-            script.display()
-        );
-    }
-    let json: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?,
-    )
-    .with_context(|| format!("parsing {}", out.display()))?;
-    let _ = std::fs::remove_file(&out);
+        .env("OMP_NUM_THREADS", "1");
+    let json = super::run_json_script(command, python, &script, &out)?;
     let mut table = Table::new();
     for (group, paths) in groups(files) {
         for (section, suffix) in [("ms", ""), ("cpu_ms", " cpu")] {
