@@ -173,7 +173,10 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--sets", default="1024x768:96,4000x3000:64",
                    help="WIDTHxHEIGHT:COUNT,... folders of photos to score")
+    p.add_argument("--vtde-args", default="",
+                   help="extra flags for every vtde score run, e.g. '--spin' (space-separated)")
     a = p.parse_args()
+    extra = a.vtde_args.split()
     warnings.filterwarnings("ignore")
     if not a.vtde.exists():
         raise SystemExit(f"{a.vtde} missing: cargo build --release -p vtde-cli")
@@ -201,13 +204,13 @@ def main():
         e2e, fast, model, py = [], [], [], []
         for r in range(a.rounds):
             rate, n = run_vtde(a.vtde, package, folder, a.threads, a.batch_size,
-                               a.work / "scores.csv", False)
+                               a.work / "scores.csv", False, extra)
             assert n == len(files), f"vtde scored {n} of {len(files)}"
             e2e.append(rate)
             fast.append(run_vtde(a.vtde, package, folder, a.threads, a.batch_size,
-                                 a.work / "scores.csv", False, ["--fast-jpeg"])[0])
+                                 a.work / "scores.csv", False, ["--fast-jpeg", *extra])[0])
             model.append(run_vtde(a.vtde, package, folder, a.threads, a.batch_size,
-                                  None, True)[0])
+                                  None, True, extra)[0])
             py.append(python.run(files, a.batch_size))
             log(f"  round {r + 1}: vtde {e2e[-1]:.2f}, vtde --fast-jpeg {fast[-1]:.2f}, "
                 f"model only {model[-1]:.2f}, Python {py[-1]:.2f} images/s")

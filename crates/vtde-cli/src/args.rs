@@ -81,11 +81,42 @@ pub struct RuntimeArgs {
     #[arg(long, value_name = "PATH")]
     pub onnxruntime: Option<PathBuf>,
     /// Threads ONNX Runtime uses inside each operator (default: all cores).
-    #[arg(long, value_name = "N")]
+    #[arg(long, visible_alias = "intra-op-threads", value_name = "N")]
     pub threads: Option<usize>,
+    /// Threads running independent operators at once; more than 1 turns on ONNX
+    /// Runtime's parallel executor (default: 1, sequential, best for these graphs).
+    #[arg(long = "inter-op-threads", value_name = "N")]
+    pub inter_op_threads: Option<usize>,
     /// Precision of the tower graphs to run; the package must carry that variant.
     #[arg(long = "run-precision", value_name = "fp32|fp16|int8", default_value = "fp32", value_parser = parse_precision)]
     pub precision: Precision,
+    /// ONNX Runtime's graph optimization level.
+    #[arg(long = "optimization", value_enum, default_value_t = Optimization::All)]
+    pub optimization: Optimization,
+    /// Turn off ONNX Runtime's CPU memory arena (and memory-pattern planning): less
+    /// memory held between runs, slightly slower runs.
+    #[arg(long = "no-memory-arena")]
+    pub no_memory_arena: bool,
+    /// Let idle ONNX Runtime threads busy-wait for the next operator (ONNX Runtime's own
+    /// default). Off by default: each graph's session has its own thread pool, and pools
+    /// spinning after one graph take the cores from the next graph and from image
+    /// decoding (measured: vision + text + projection in turn at batch 1 ran 2.2 times
+    /// as fast without spinning; a single graph at batch 1 at most 6% slower).
+    #[arg(long)]
+    pub spin: bool,
+}
+
+/// ONNX Runtime graph optimization levels, as the CLI names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Optimization {
+    /// No graph rewrites.
+    Disable,
+    /// Constant folding and redundant-node removal.
+    Basic,
+    /// Basic plus fusions (GELU, layer norm, attention where recognised).
+    Extended,
+    /// Everything, including CPU layout optimizations.
+    All,
 }
 
 /// Which files to read: paths on the command line, folders walked recursively.
@@ -151,10 +182,15 @@ pub struct PipelineArgs {
     /// core; they sleep when they are ahead of the model).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub decode_threads: Option<u32>,
-    /// Rotate images as their EXIF orientation says (as photo viewers do). Default: pixels
-    /// as stored, as `PIL.Image.open` and so transformers' processors see them.
-    #[arg(long)]
+    /// Turn images upright as their EXIF orientation tag says, as photo viewers and
+    /// phones show them (the default).
+    #[arg(long, overrides_with = "no_exif_orientation")]
     pub exif_orientation: bool,
+    /// Ignore EXIF orientation: pixels as stored, as `PIL.Image.open` and so
+    /// transformers' image processors see them (embeddings identical to transformers' on
+    /// rotated phone photos too).
+    #[arg(long = "no-exif-orientation", overrides_with = "exif_orientation")]
+    pub no_exif_orientation: bool,
     /// Decode large JPEGs at 1/2, 1/4 or 1/8 size in the DCT domain when the model's
     /// input is at most half their size: several times faster on 12-megapixel photos,
     /// not bit-exact with PIL (embedding cosine about 0.999).
@@ -164,6 +200,14 @@ pub struct PipelineArgs {
     /// header, before decoding (default: PIL's limit, 178956970).
     #[arg(long, value_name = "PIXELS")]
     pub max_pixels: Option<u64>,
+}
+
+impl PipelineArgs {
+    /// Whether EXIF orientation is applied: yes unless `--no-exif-orientation` (the
+    /// last of the two flags wins).
+    pub fn exif_orientation(&self) -> bool {
+        !self.no_exif_orientation
+    }
 }
 
 /// Where results go and whether an interrupted run is continued.
@@ -319,6 +363,29 @@ pub enum BenchCommand {
     Model(BenchModelArgs),
     /// Image decoding and preprocessing per image, next to PIL + transformers' processors.
     Preprocess(BenchPreprocessArgs),
+    /// Resident memory over many runs of all three graphs: the peak against DESIGN.md's
+    /// bound (1.5 × the graphs' bytes plus one batch), and growth per run (leak check).
+    Memory(BenchMemoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMemoryArgs {
+    /// Package directory to measure.
+    pub package: PathBuf,
+    /// Runs of vision, text and projection graphs.
+    #[arg(long, default_value_t = 10_000)]
+    pub runs: usize,
+    /// Images and texts per run.
+    #[arg(long, default_value_t = 1)]
+    pub batch_size: usize,
+    /// Tokens per text.
+    #[arg(long, default_value_t = 16)]
+    pub seq_len: usize,
+    /// Resident memory is sampled this many times over the runs.
+    #[arg(long, default_value_t = 20)]
+    pub samples: usize,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -337,12 +404,20 @@ pub struct BenchModelArgs {
     /// Text lengths in tokens (at batch 32).
     #[arg(long, value_delimiter = ',', default_value = "16,77")]
     pub seq_lens: Vec<usize>,
-    /// Timed runs per measurement (the median is reported).
+    /// Timed runs per measurement (its median is taken).
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// Rounds: in each, every shape is measured by every engine in turn (see
+    /// `vtde bench model --help`'s description: ratios of neighbouring measurements).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// Precisions to measure (variants the package carries).
     #[arg(long, value_delimiter = ',', default_value = "fp32", value_parser = parse_precision)]
     pub precisions: Vec<Precision>,
+    /// Times the package is opened (the first fills the checksum cache; the median of
+    /// the others is reported too).
+    #[arg(long, default_value_t = 4)]
+    pub open_repeats: usize,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
 }

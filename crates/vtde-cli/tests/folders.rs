@@ -737,3 +737,58 @@ fn shards_merge_to_the_unsharded_run() {
         );
     }
 }
+
+/// The CLI turns phone photos upright by default (EXIF orientation applied), and
+/// `--no-exif-orientation` gives the pixels as stored, as transformers sees them. Expected
+/// embeddings come from the library reading the same file with each setting; the two
+/// settings must differ on a rotated photo (orientation 6: 90° clockwise).
+#[test]
+fn exif_orientation_is_applied_by_default_and_off_on_request() {
+    use vtde_runtime::{read_image, ImageOptions};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let package = exported_package("vit-bert-tiny");
+    let photo = vtde_tests::fixtures_dir().join("images/files/exif_6.jpg");
+    let dir = tmp.path().join("photos");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("phone.jpg");
+    std::fs::copy(&photo, &file).expect("copy");
+
+    let model = open_model(&package);
+    let library = |apply: bool| {
+        let options = ImageOptions {
+            apply_exif_orientation: apply,
+            ..ImageOptions::default()
+        };
+        let image = read_image(&file, &options).expect("fixture decodes");
+        model.embed_images(&[image]).expect("embeds")
+    };
+    let (upright, as_stored) = (library(true), library(false));
+    assert!(
+        max_abs_diff(&upright, &as_stored) > 1e-3,
+        "the fixture must be one where orientation matters"
+    );
+
+    for (flags, expected) in [
+        (&[][..], &upright),
+        (&["--exif-orientation"][..], &upright),
+        (&["--no-exif-orientation"][..], &as_stored),
+    ] {
+        let out = tmp
+            .path()
+            .join(format!("emb{}", flags.len() + flags.concat().len()));
+        let mut args = vec!["embed", s(&package), s(&dir), "-o", s(&out)];
+        args.extend_from_slice(flags);
+        let run = vtde(&args);
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{flags:?}: {}",
+            text(&run.stderr)
+        );
+        let rows = load_npy(&out.join("embeddings.npy"));
+        assert!(
+            max_abs_diff(&rows, expected) < 1e-5,
+            "{flags:?}: embedding differs from the library's with the same setting"
+        );
+    }
+}

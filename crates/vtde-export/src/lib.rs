@@ -296,12 +296,13 @@ pub fn export_with(
 
     let writer = PackageWriter::create(out_dir)?;
     let graph = |file: &str, model: ModelProto, output_dim: usize| -> Result<GraphFile> {
-        let sha256 = writer.write_model(file, &model)?;
+        let written = writer.write_model(file, model)?;
         Ok(GraphFile {
             file: file.to_owned(),
             opset: onnx::OPSET,
             precision: Precision::Fp32,
-            sha256,
+            sha256: written.sha256,
+            weights: Some(written.weights),
             output_dim,
             variants: Vec::new(),
         })
@@ -350,11 +351,12 @@ pub fn export_with(
                     &mut text_graph,
                 )
             };
-            let sha256 = writer.write_model(&file, &model)?;
+            let written = writer.write_model(&file, model)?;
             entry.variants.push(GraphVariant {
                 file,
                 precision,
-                sha256,
+                sha256: written.sha256,
+                weights: Some(written.weights),
             });
         }
     }

@@ -22,6 +22,7 @@
 //! Modules, one concept each:
 //! - [`manifest`]: the `vtde.json` contract shared with the exporter;
 //! - [`package`]: opening a package directory and checking its files;
+//! - [`checksum_cache`]: remembering verified graphs, for a fast second open;
 //! - [`onnxruntime`]: finding and loading the ONNX Runtime library;
 //! - [`session`]: session pools for thread-safe inference, execution providers;
 //! - [`preprocess`]: images to `pixel_values`, texts to token arrays;
@@ -29,6 +30,7 @@
 //! - [`model`]: [`Model`], the entry point;
 //! - [`error`]: the [`Error`] type.
 
+pub mod checksum_cache;
 pub mod error;
 pub mod manifest;
 pub mod model;

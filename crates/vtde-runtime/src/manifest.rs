@@ -7,7 +7,9 @@
 //! config, the tokenizer settings, and each graph's file, opset, precision and sha256.
 //!
 //! The format is versioned by [`FORMAT_VERSION`]. A reader refuses a manifest from a
-//! newer format rather than misreading it.
+//! newer format rather than misreading it. Version 2 added each graph's weights file
+//! (`weights`: ONNX external data beside the graph); version 1 packages, with the weights
+//! inside the graph files, still open.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub const MANIFEST_FILE: &str = "vtde.json";
 
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// `vtde.json`, the package manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,6 +180,10 @@ pub struct GraphFile {
     pub precision: Precision,
     /// Lowercase hex sha256 of the file.
     pub sha256: String,
+    /// The file holding the graph's weights (ONNX external data), when they are not
+    /// inside `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<WeightsFile>,
     /// Width of the graph's main output (`Dv`, `Dt` or the projection size).
     pub output_dim: usize,
     /// The same graph in other precisions (same inputs, outputs and opset), written by
@@ -187,16 +193,45 @@ pub struct GraphFile {
 }
 
 impl GraphFile {
-    /// The file and sha256 of this graph in `precision`, if the package has it.
-    pub fn in_precision(&self, precision: Precision) -> Option<(&str, &str)> {
+    /// The files of this graph in `precision`, if the package has it.
+    pub fn in_precision(&self, precision: Precision) -> Option<GraphFiles<'_>> {
         if precision == self.precision {
-            return Some((&self.file, &self.sha256));
+            return Some(GraphFiles {
+                file: &self.file,
+                sha256: &self.sha256,
+                weights: self.weights.as_ref(),
+            });
         }
         self.variants
             .iter()
             .find(|v| v.precision == precision)
-            .map(|v| (v.file.as_str(), v.sha256.as_str()))
+            .map(|v| GraphFiles {
+                file: &v.file,
+                sha256: &v.sha256,
+                weights: v.weights.as_ref(),
+            })
     }
+}
+
+/// The files of a graph in one precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraphFiles<'m> {
+    /// The ONNX file, relative to the package directory.
+    pub file: &'m str,
+    /// Its sha256.
+    pub sha256: &'m str,
+    /// Its weights file, if the weights are not inside the ONNX file.
+    pub weights: Option<&'m WeightsFile>,
+}
+
+/// A graph's weights file (ONNX external data, referenced from the graph by name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsFile {
+    /// File name, relative to the package directory.
+    pub file: String,
+    /// Lowercase hex sha256 of the file.
+    pub sha256: String,
 }
 
 /// A precision variant of a graph.
@@ -209,6 +244,9 @@ pub struct GraphVariant {
     pub precision: Precision,
     /// Lowercase hex sha256 of the file.
     pub sha256: String,
+    /// Its weights file, as [`GraphFile::weights`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<WeightsFile>,
 }
 
 /// Numeric precision of a graph.

@@ -20,6 +20,7 @@ use image::DynamicImage;
 use ndarray::{concatenate, Array2, Array4, ArrayView2, ArrayView4, Axis, CowArray};
 use ort::value::TensorRef;
 
+use crate::checksum_cache;
 use crate::error::{Error, GraphKind, Result};
 use crate::manifest::{names, Manifest, Precision};
 use crate::onnxruntime::{self, OnnxRuntime};
@@ -57,6 +58,10 @@ pub struct RuntimeOptions {
     pub fallback_to_cpu: bool,
     /// Check each graph's sha256 against the manifest when opening (default true).
     pub verify_checksums: bool,
+    /// Where verified graphs are remembered, so that an unchanged package is not hashed
+    /// again on the next open ([`crate::checksum_cache`]). Default:
+    /// [`checksum_cache::default_dir`]; `None` hashes on every open.
+    pub checksum_cache_dir: Option<PathBuf>,
     /// Items per graph run in [`Model::embed_images`] and [`Model::embed_texts`]
     /// (default 32; at least 1).
     pub batch_size: usize,
@@ -64,6 +69,12 @@ pub struct RuntimeOptions {
     /// need the package to carry that variant (`vtde export --quantize int8` for the
     /// CPU, `--precision fp16` for GPUs).
     pub precision: Precision,
+    /// ONNX Runtime's CPU memory arena and memory-pattern planning (default on); see
+    /// [`SessionConfig::memory_arena`].
+    pub memory_arena: bool,
+    /// Whether idle intra-op threads spin (default off); see
+    /// [`SessionConfig::intra_op_spinning`].
+    pub intra_op_spinning: bool,
     /// How image files are read by [`Model::load_and_preprocess`] and
     /// [`Model::embed_image_files`]: pixel limit, EXIF orientation, JPEG DCT scaling,
     /// decoding threads.
@@ -81,8 +92,11 @@ impl Default for RuntimeOptions {
             execution_providers: Vec::new(),
             fallback_to_cpu: true,
             verify_checksums: true,
+            checksum_cache_dir: checksum_cache::default_dir(),
             batch_size: 32,
             precision: Precision::Fp32,
+            memory_arena: true,
+            intra_op_spinning: false,
             image: ImageOptions::default(),
         }
     }
@@ -98,7 +112,22 @@ impl RuntimeOptions {
             execution_providers: self.execution_providers.clone(),
             fallback_to_cpu: self.fallback_to_cpu,
             max_sessions: self.max_sessions_per_graph.unwrap_or(defaults.max_sessions),
+            memory_arena: self.memory_arena,
+            intra_op_spinning: self.intra_op_spinning,
         }
+    }
+}
+
+/// Returns memory freed while loading (file buffers, initializers replaced by prepacked
+/// weights: hundreds of MB for a base-size model) to the system. glibc keeps freed heap
+/// memory in its arenas, so without this the process stays at about twice the graphs'
+/// size after opening a package, against DESIGN.md's bound of 1.5×.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of glibc's heap to the kernel; it has
+    // no preconditions and is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -152,30 +181,34 @@ impl Model {
                 },
             ),
         ];
+        // Sessions are created one after another: in parallel they were not faster here
+        // (loading is bound by memory bandwidth) and their transient buffers (file bytes,
+        // parsed initializers, prepacked weights) added up to a peak near twice the
+        // graphs' size. Checksums are verified meanwhile on another thread.
         let (checksums, pools) = std::thread::scope(|scope| {
-            let checksums = options
-                .verify_checksums
-                .then(|| scope.spawn(|| package.verify_checksums()));
-            let pools: Vec<_> = contracts
+            let checksums = options.verify_checksums.then(|| {
+                scope.spawn(|| {
+                    package.verify_checksums_cached(options.checksum_cache_dir.as_deref())
+                })
+            });
+            let pools: Vec<Result<SessionPool>> = contracts
                 .into_iter()
                 .map(|(kind, contract)| {
                     let path = package.graph_path(kind);
-                    let config = &config;
-                    scope.spawn(move || SessionPool::new(runtime, kind, &path, config, contract))
+                    let pool = SessionPool::new(runtime, kind, &path, &config, contract);
+                    release_freed_memory();
+                    pool
                 })
                 .collect();
-            let join_failed = |what: &str| Error::OnnxRuntimeInit {
-                path: runtime.library_path().to_path_buf(),
-                message: format!("{what} thread panicked"),
-            };
             let checksums = match checksums {
-                Some(h) => h.join().unwrap_or_else(|_| Err(join_failed("checksum"))),
+                Some(h) => h.join().unwrap_or_else(|_| {
+                    Err(Error::OnnxRuntimeInit {
+                        path: runtime.library_path().to_path_buf(),
+                        message: "checksum thread panicked".into(),
+                    })
+                }),
                 None => Ok(()),
             };
-            let pools: Vec<Result<SessionPool>> = pools
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(join_failed("session"))))
-                .collect();
             (checksums, pools)
         });
         // A damaged package is the more useful message than whatever ONNX Runtime said
@@ -214,6 +247,11 @@ impl Model {
     /// The package directory.
     pub fn package_dir(&self) -> &Path {
         self.package.dir()
+    }
+
+    /// The opened package (its files, the precision in use).
+    pub fn package(&self) -> &Package {
+        &self.package
     }
 
     /// The ONNX Runtime library in use.

@@ -14,9 +14,10 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::checksum_cache;
 use crate::error::{Error, GraphKind, Result};
 use crate::manifest::{
-    self, GraphFile, Manifest, Precision, ResizeRule, FORMAT_VERSION, MANIFEST_FILE,
+    self, GraphFile, GraphFiles, Manifest, Precision, ResizeRule, FORMAT_VERSION, MANIFEST_FILE,
 };
 
 /// A package directory whose manifest has been read and whose files have been checked.
@@ -75,8 +76,7 @@ impl Package {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
             ));
         }
-        for kind in GraphKind::ALL {
-            let path = package.graph_path(kind);
+        for (path, _) in package.files_in_use() {
             if !path.is_file() {
                 return Err(Error::io(
                     path,
@@ -114,23 +114,46 @@ impl Package {
         self.precision
     }
 
-    /// The file name and sha256 of the graph in use: the variant in the package's
-    /// precision for the towers, the fp32 graph for the projection.
-    fn graph_in_use(&self, kind: GraphKind) -> (&str, &str) {
+    /// The files of the graph in use: the variant in the package's precision for the
+    /// towers, the fp32 graph for the projection.
+    fn graph_in_use(&self, kind: GraphKind) -> GraphFiles<'_> {
         let graph = self.graph(kind);
         let precision = match kind {
             GraphKind::Projection => graph.precision,
             GraphKind::Vision | GraphKind::Text => self.precision,
         };
         // `open_in` checked that the variant exists.
-        graph
-            .in_precision(precision)
-            .unwrap_or((&graph.file, &graph.sha256))
+        graph.in_precision(precision).unwrap_or(GraphFiles {
+            file: &graph.file,
+            sha256: &graph.sha256,
+            weights: graph.weights.as_ref(),
+        })
     }
 
     /// The path of the ONNX file of a graph in use.
     pub fn graph_path(&self, kind: GraphKind) -> PathBuf {
-        self.dir.join(self.graph_in_use(kind).0)
+        self.dir.join(self.graph_in_use(kind).file)
+    }
+
+    /// The path of the weights file of a graph in use, if its weights are not inside the
+    /// ONNX file.
+    pub fn weights_path(&self, kind: GraphKind) -> Option<PathBuf> {
+        self.graph_in_use(kind)
+            .weights
+            .map(|w| self.dir.join(&w.file))
+    }
+
+    /// Every file of the graphs in use with the sha256 the manifest records.
+    fn files_in_use(&self) -> Vec<(PathBuf, String)> {
+        let mut files = Vec::new();
+        for kind in GraphKind::ALL {
+            let g = self.graph_in_use(kind);
+            files.push((self.dir.join(g.file), g.sha256.to_ascii_lowercase()));
+            if let Some(w) = g.weights {
+                files.push((self.dir.join(&w.file), w.sha256.to_ascii_lowercase()));
+            }
+        }
+        files
     }
 
     /// The path of the tokenizer file.
@@ -141,15 +164,30 @@ impl Package {
     /// Hashes the three graphs, in parallel (hashing is I/O- and CPU-bound, and a large
     /// package should still open quickly), and compares with the manifest.
     pub fn verify_checksums(&self) -> Result<()> {
+        self.verify_checksums_cached(None)
+    }
+
+    /// As [`Package::verify_checksums`], but skips the graphs that `cache_dir` records
+    /// as verified and unchanged since, and records the ones it hashes (see
+    /// [`crate::checksum_cache`]).
+    pub fn verify_checksums_cached(&self, cache_dir: Option<&Path>) -> Result<()> {
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = GraphKind::ALL
-                .iter()
-                .map(|&kind| {
-                    let path = self.graph_path(kind);
-                    let expected = self.graph_in_use(kind).1.to_ascii_lowercase();
+            let handles: Vec<_> = self
+                .files_in_use()
+                .into_iter()
+                .map(|(path, expected)| {
                     scope.spawn(move || {
+                        let identity = cache_dir.and_then(|_| checksum_cache::identity(&path));
+                        if let Some(cache) = cache_dir {
+                            if checksum_cache::is_verified(cache, &path, &expected) {
+                                return Ok(());
+                            }
+                        }
                         let actual = sha256_file(&path)?;
                         if actual == expected {
+                            if let (Some(cache), Some(identity)) = (cache_dir, identity) {
+                                checksum_cache::record_verified(cache, &path, &expected, &identity);
+                            }
                             Ok(())
                         } else {
                             Err(Error::ChecksumMismatch {
@@ -266,6 +304,23 @@ pub fn validate_manifest(path: &Path, m: &Manifest) -> Result<()> {
                 "`graphs.{field}.precision` must be fp32 (variants hold the others)"
             ));
         }
+        let weights = std::iter::once((g.precision, g.weights.as_ref()))
+            .chain(g.variants.iter().map(|v| (v.precision, v.weights.as_ref())));
+        for (precision, w) in weights {
+            let Some(w) = w else { continue };
+            if !is_plain_relative(&w.file) {
+                return invalid(format!(
+                    "the {precision} weights file of `graphs.{field}` must be a relative path inside the package, got {:?}",
+                    w.file
+                ));
+            }
+            if w.sha256.len() != 64 || !w.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return invalid(format!(
+                    "the {precision} weights file of `graphs.{field}` needs a sha256 of 64 hex digits, got {:?}",
+                    w.sha256
+                ));
+            }
+        }
         for v in &g.variants {
             if !is_plain_relative(&v.file) {
                 return invalid(format!(
@@ -377,6 +432,7 @@ pub(crate) mod tests {
             opset: 17,
             precision: Precision::Fp32,
             sha256: "0".repeat(64),
+            weights: None,
             output_dim: dim,
             variants: Vec::new(),
         };
@@ -547,6 +603,56 @@ pub(crate) mod tests {
         }
         // Without verification the package opens.
         Package::open_with(dir.path(), false).unwrap();
+    }
+
+    /// A manifest whose text graph keeps its weights in `text.onnx.data`.
+    fn manifest_with_text_weights(weights: &[u8]) -> Manifest {
+        let mut m = sample_manifest();
+        m.graphs.text.weights = Some(crate::manifest::WeightsFile {
+            file: "text.onnx.data".into(),
+            sha256: hex::encode(Sha256::digest(weights)),
+        });
+        m
+    }
+
+    #[test]
+    fn weights_files_are_checked_like_graphs() {
+        let dir = tempfile::tempdir().unwrap();
+        write_package(dir.path(), manifest_with_text_weights(b"weights"), FILES);
+        std::fs::write(dir.path().join("text.onnx.data"), b"weights").unwrap();
+        let p = Package::open(dir.path()).unwrap();
+        assert_eq!(
+            p.weights_path(GraphKind::Text),
+            Some(dir.path().join("text.onnx.data"))
+        );
+        assert_eq!(p.weights_path(GraphKind::Vision), None);
+
+        std::fs::write(dir.path().join("text.onnx.data"), b"tampered").unwrap();
+        match Package::open(dir.path()).unwrap_err() {
+            Error::ChecksumMismatch { path, .. } => assert!(path.ends_with("text.onnx.data")),
+            other => panic!("unexpected {other}"),
+        }
+
+        std::fs::remove_file(dir.path().join("text.onnx.data")).unwrap();
+        match Package::open_with(dir.path(), false).unwrap_err() {
+            Error::Io { path, .. } => assert!(path.ends_with("text.onnx.data")),
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn weights_file_escaping_the_package_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = manifest_with_text_weights(b"weights");
+        if let Some(w) = m.graphs.text.weights.as_mut() {
+            w.file = "/etc/passwd".into();
+        }
+        write_package(dir.path(), m, FILES);
+        let err = Package::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidManifest { message, .. } if message.contains("weights file")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -129,6 +129,16 @@ pub struct SessionConfig {
     pub fallback_to_cpu: bool,
     /// Most sessions per graph (at least 1).
     pub max_sessions: usize,
+    /// ONNX Runtime's CPU memory arena and memory-pattern planning (default on): faster
+    /// repeated runs at one shape; off returns memory to the system after each run, for
+    /// long-lived processes whose batch shapes vary a lot.
+    pub memory_arena: bool,
+    /// Whether idle intra-op threads spin before sleeping (ONNX Runtime's default; here
+    /// off by default). Every session has its own intra-op pool, so the pool of the graph
+    /// that just ran spins while the next graph (or image decoding) needs the cores:
+    /// measured on 2 cores, vision + text + projection run in turn at batch 1 took 2.2
+    /// times as long with spinning; one graph alone at batch 1 gains at most 6% from it.
+    pub intra_op_spinning: bool,
 }
 
 impl Default for SessionConfig {
@@ -140,6 +150,8 @@ impl Default for SessionConfig {
             execution_providers: Vec::new(),
             fallback_to_cpu: true,
             max_sessions: 2,
+            memory_arena: true,
+            intra_op_spinning: false,
         }
     }
 }
@@ -252,8 +264,16 @@ impl SessionPool {
                 .with_parallel_execution(n > 1)
                 .map_err(|e| err(e.to_string()))?;
         }
-        if !c.execution_providers.is_empty() {
-            let eps = c
+        builder = builder
+            .with_intra_op_spinning(c.intra_op_spinning)
+            .map_err(|e| err(e.to_string()))?;
+        if !c.memory_arena {
+            builder = builder
+                .with_memory_pattern(false)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        if !c.execution_providers.is_empty() || !c.memory_arena {
+            let mut eps = c
                 .execution_providers
                 .iter()
                 .map(|ep| {
@@ -266,6 +286,13 @@ impl SessionPool {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
+            // The arena is a setting of the CPU provider, so it is registered explicitly
+            // (last: it is the final fallback anyway).
+            eps.push(
+                ort::ep::CPU::default()
+                    .with_arena_allocator(c.memory_arena)
+                    .build(),
+            );
             builder = builder
                 .with_execution_providers(eps)
                 .map_err(|e| err(e.to_string()))?;

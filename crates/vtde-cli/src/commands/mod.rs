@@ -12,9 +12,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use vtde_runtime::ndarray::{Array2, ArrayView4};
 use vtde_runtime::similarity::l2_normalize;
-use vtde_runtime::{ImageOptions, Model, RuntimeOptions};
+use vtde_runtime::{ImageOptions, Model, OptimizationLevel, RuntimeOptions};
 
-use crate::args::{Format, PipelineArgs, RuntimeArgs};
+use crate::args::{Format, Optimization, PipelineArgs, RuntimeArgs};
 
 /// Opens a package with the runtime flags of the command line.
 pub fn open_model(package: &Path, args: &RuntimeArgs) -> Result<Model> {
@@ -27,14 +27,28 @@ pub fn open_model_reading(
     args: &RuntimeArgs,
     image: ImageOptions,
 ) -> Result<Model> {
-    let options = RuntimeOptions {
+    let options = runtime_options(args, image);
+    Model::open(package, &options).with_context(|| format!("opening package {}", package.display()))
+}
+
+/// The runtime options the flags ask for.
+pub fn runtime_options(args: &RuntimeArgs, image: ImageOptions) -> RuntimeOptions {
+    RuntimeOptions {
         onnxruntime_library: args.onnxruntime.clone(),
         intra_op_threads: args.threads,
+        inter_op_threads: args.inter_op_threads,
+        optimization_level: match args.optimization {
+            Optimization::Disable => OptimizationLevel::Disable,
+            Optimization::Basic => OptimizationLevel::Basic,
+            Optimization::Extended => OptimizationLevel::Extended,
+            Optimization::All => OptimizationLevel::All,
+        },
+        memory_arena: !args.no_memory_arena,
+        intra_op_spinning: args.spin,
         precision: args.precision,
         image,
         ..RuntimeOptions::default()
-    };
-    Model::open(package, &options).with_context(|| format!("opening package {}", package.display()))
+    }
 }
 
 /// How image files are read, from the pipeline flags. Recorded in output markers, since
@@ -61,7 +75,7 @@ impl Default for ImageReading {
 impl ImageReading {
     pub fn from_args(args: &PipelineArgs) -> Self {
         ImageReading {
-            exif_orientation: args.exif_orientation,
+            exif_orientation: args.exif_orientation(),
             fast_jpeg: args.fast_jpeg,
             max_pixels: args.max_pixels.unwrap_or(Self::default().max_pixels),
         }

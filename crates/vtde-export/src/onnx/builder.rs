@@ -65,6 +65,7 @@ impl Attr {
                 data_type: elem as i32,
                 name: String::new(),
                 raw_data,
+                ..Default::default()
             }),
             r#type: AttributeType::Tensor as i32,
             ..Default::default()
@@ -268,6 +269,7 @@ impl GraphBuilder {
             data_type: elem as i32,
             name: name.to_owned(),
             raw_data,
+            ..Default::default()
         });
         Value(name.to_owned())
     }

@@ -147,7 +147,17 @@ pub struct TensorProto {
     pub name: String,
     #[prost(bytes = "vec", tag = "9")]
     pub raw_data: Vec<u8>,
+    /// Where the data is when `data_location` is external: `location`, `offset`,
+    /// `length` (and optionally `checksum`).
+    #[prost(message, repeated, tag = "13")]
+    pub external_data: Vec<StringStringEntryProto>,
+    /// `DataLocation`: 0 default (`raw_data`), 1 external.
+    #[prost(int32, tag = "14")]
+    pub data_location: i32,
 }
+
+/// `TensorProto.DataLocation.EXTERNAL`.
+pub const DATA_LOCATION_EXTERNAL: i32 = 1;
 
 /// `ValueInfoProto`: a named, typed value (graph input or output).
 #[derive(Clone, PartialEq, prost::Message)]

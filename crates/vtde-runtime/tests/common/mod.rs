@@ -219,6 +219,8 @@ pub fn manifest(with_types: bool) -> Manifest {
         opset: 17,
         precision: Precision::Fp32,
         sha256: hex(bytes),
+        // Weights inside the graph file, as format version 1 packages have them.
+        weights: None,
         output_dim: dim,
         variants: Vec::new(),
     };

@@ -2,6 +2,7 @@
 //! as ratios (this machine type is shared and noisy; absolute numbers drift, ratios
 //! measured side by side do not).
 
+pub mod memory;
 pub mod model;
 pub mod preprocess;
 
@@ -13,6 +14,7 @@ pub fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Model(args) => model::run(args),
         BenchCommand::Preprocess(args) => preprocess::run(args),
+        BenchCommand::Memory(args) => memory::run(args),
     }
 }
 
@@ -43,4 +45,23 @@ pub fn run_json_script(
     .with_context(|| format!("parsing {}", out.display()))?;
     let _ = std::fs::remove_file(out);
     Ok(json)
+}
+
+/// A deterministic pseudo-random sequence (no RNG dependency needed for benchmark data).
+pub fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+/// A memory figure of this process from /proc/self/status in MiB (`VmRSS`: resident now,
+/// `VmHWM`: peak resident), where /proc has it (Linux).
+pub fn proc_status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }

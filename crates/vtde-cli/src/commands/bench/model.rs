@@ -1,17 +1,31 @@
 //! `vtde bench model`: throughput of a package's graphs, next to the Python baselines.
 //!
-//! For each precision asked for, the package is opened (timed: sessions ready), then the
-//! vision graph runs at each batch size and the text graph at 32 texts of each length, on
-//! deterministic random inputs; each measurement is the median of `--repeats` timed runs
-//! after one warm-up run. With `--checkpoint` and `--python`, `tools/bench_model.py` then
-//! measures torch eager and onnxruntime on a `torch.onnx.export` of the same checkpoint
-//! with the same thread count, and the table shows vtde's ratio to each. Peak resident
-//! memory of this process is reported at the end (Linux).
+//! For each precision asked for, the package is opened `--open-repeats` times (timed:
+//! manifest read, checksums verified, tokenizer and sessions ready; the first open is
+//! reported apart, as it may fill the checksum cache). Then, on deterministic random
+//! inputs, each *shape* is measured: the vision graph at each batch size, the text graph
+//! at 32 texts of each length, the projection head at each batch size (that many image
+//! and text feature rows).
+//!
+//! With `--checkpoint` and `--python`, `tools/bench_model.py --serve` runs beside vtde
+//! and measures the same shapes in torch eager and in onnxruntime on a
+//! `torch.onnx.export` of the same checkpoint, with the same thread count. vtde also
+//! runs those torch-exported graphs in its own runtime ("torch graphs in vtde"): that
+//! column differs from vtde's only by the graphs, the cleanest test of graph speed. The
+//! measurements are *interleaved*: in each of `--rounds` rounds, every shape is measured
+//! by every engine one after the other, each the median of `--repeats` timed runs after
+//! a warm-up run (a run shorter than 50 ms is repeated within each timed sample). This machine type is shared and its speed drifts by tens of percent
+//! over minutes, so only ratios of neighbouring measurements mean something: the table
+//! shows each engine's median over rounds, and each ratio is the median of the per-round
+//! ratios. Peak resident memory of this process is reported at the end (Linux).
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use vtde_runtime::manifest::Precision;
 use vtde_runtime::ndarray::{Array2, Array4};
 use vtde_runtime::{Model, TextBatch};
 
@@ -20,217 +34,509 @@ use crate::args::BenchModelArgs;
 /// Texts per text-graph run (DESIGN.md's baselines use 32).
 const TEXT_BATCH: usize = 32;
 
-/// Throughputs, items per second, by shape.
-#[derive(Debug, Default, Clone)]
-struct Rates {
-    vision: Vec<(usize, f64)>,
-    text: Vec<(usize, f64)>,
+/// One measured workload: a graph and its batch size (or text length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Vision(usize),
+    Text(usize),
+    Head(usize),
+}
+
+impl Shape {
+    fn label(self) -> String {
+        match self {
+            Shape::Vision(b) => format!("vision b{b}"),
+            Shape::Text(s) => format!("text {TEXT_BATCH}x{s}"),
+            Shape::Head(b) => format!("head b{b}"),
+        }
+    }
+
+    /// Items (images, texts, feature pairs) per run.
+    fn items(self) -> usize {
+        match self {
+            Shape::Vision(b) | Shape::Head(b) => b,
+            Shape::Text(_) => TEXT_BATCH,
+        }
+    }
+
+    /// The request `tools/bench_model.py --serve` takes.
+    fn request(self, engine: &str, repeats: usize) -> serde_json::Value {
+        let (graph, size) = match self {
+            Shape::Vision(b) => ("vision", b),
+            Shape::Text(s) => ("text", s),
+            Shape::Head(b) => ("head", b),
+        };
+        serde_json::json!({"engine": engine, "graph": graph, "size": size, "repeats": repeats})
+    }
+}
+
+/// A package opened in one precision, with its inputs for every shape.
+struct VtdeEngine {
+    name: String,
+    model: Model,
+    inputs: Inputs,
+    /// The torch-exported graphs run by vtde's runtime: a baseline column.
+    is_baseline: bool,
+}
+
+/// Deterministic random inputs, made once per engine.
+struct Inputs {
+    pixels: Vec<(usize, Array4<f32>)>,
+    texts: Vec<(usize, TextBatch)>,
+    features: Vec<(usize, Array2<f32>, Array2<f32>)>,
+}
+
+impl VtdeEngine {
+    fn run(&self, shape: Shape) -> Result<()> {
+        let find = |what: &str| anyhow::anyhow!("no {what} input prepared for {shape:?}");
+        match shape {
+            Shape::Vision(b) => {
+                let (_, pixels) = self
+                    .inputs
+                    .pixels
+                    .iter()
+                    .find(|(n, _)| *n == b)
+                    .ok_or_else(|| find("pixel"))?;
+                self.model.image_features(pixels.view()).map(drop)?;
+            }
+            Shape::Text(s) => {
+                let (_, batch) = self
+                    .inputs
+                    .texts
+                    .iter()
+                    .find(|(n, _)| *n == s)
+                    .ok_or_else(|| find("text"))?;
+                self.model.text_features(batch).map(drop)?;
+            }
+            Shape::Head(b) => {
+                let (_, image, text) = self
+                    .inputs
+                    .features
+                    .iter()
+                    .find(|(n, _, _)| *n == b)
+                    .ok_or_else(|| find("feature"))?;
+                self.model.project(image.view(), text.view()).map(drop)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 pub fn run(args: &BenchModelArgs) -> Result<()> {
-    if args.repeats == 0 {
-        bail!("--repeats must be at least 1");
+    if args.repeats == 0 || args.rounds == 0 {
+        bail!("--repeats and --rounds must be at least 1");
     }
     let threads = args
         .runtime
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let mut rows: Vec<(String, Rates)> = Vec::new();
+    let mut engines = Vec::new();
     for &precision in &args.precisions {
-        let runtime = crate::args::RuntimeArgs {
-            onnxruntime: args.runtime.onnxruntime.clone(),
-            threads: Some(threads),
-            precision,
-        };
-        let started = Instant::now();
-        let model = crate::commands::open_model(&args.package, &runtime)?;
-        eprintln!(
-            "vtde bench: {precision} package open (sessions ready) in {:.3}s",
-            started.elapsed().as_secs_f64()
-        );
-        let rates = measure(&model, args)?;
-        rows.push((format!("vtde {precision}"), rates));
+        engines.push(open_engine(args, precision, threads)?);
     }
+    let max_length = engines
+        .first()
+        .map_or(usize::MAX, |e| e.model.manifest().text.max_length);
+    let mut shapes: Vec<Shape> = args.batch_sizes.iter().map(|&b| Shape::Vision(b)).collect();
+    for &s in &args.seq_lens {
+        if s > max_length {
+            eprintln!("vtde bench: skipping {s} tokens: the text tower takes at most {max_length}");
+        } else {
+            shapes.push(Shape::Text(s));
+        }
+    }
+    shapes.extend(args.batch_sizes.iter().map(|&b| Shape::Head(b)));
 
-    let baselines = match (&args.checkpoint, &args.python) {
-        (Some(checkpoint), Some(python)) => python_baselines(checkpoint, python, args, threads)?,
+    let export_dir = std::env::temp_dir().join(format!("vtde-bench-{}", std::process::id()));
+    let mut python = match (&args.checkpoint, &args.python) {
+        (Some(checkpoint), Some(python)) => {
+            let baselines =
+                PythonBaselines::start(checkpoint, python, args, threads, &export_dir, &engines)?;
+            engines.push(open_torch_graphs(args, threads, &export_dir)?);
+            Some(baselines)
+        }
         _ => {
             eprintln!("vtde bench: Python baselines skipped (give --checkpoint and --python)");
-            Vec::new()
+            None
         }
     };
-    print_table(&rows, &baselines, threads);
-    if let Some(peak) = peak_rss_mib() {
-        println!("\npeak resident memory of vtde (this process): {peak:.0} MiB");
+    let baseline_names: &[(&str, &str)] = if python.is_some() {
+        &[
+            ("torch", "torch eager"),
+            ("onnxruntime", "onnxruntime (torch export)"),
+        ]
+    } else {
+        &[]
+    };
+
+    // rates[round][shape][column]: vtde engines first, then the baselines.
+    let columns = engines.len() + baseline_names.len();
+    let mut rates = vec![vec![vec![f64::NAN; columns]; shapes.len()]; args.rounds];
+    for (round, round_rates) in rates.iter_mut().enumerate() {
+        for (i, &shape) in shapes.iter().enumerate() {
+            for (j, engine) in engines.iter().enumerate() {
+                let rate = median_rate(shape.items(), args.repeats, || {
+                    engine
+                        .run(shape)
+                        .with_context(|| format!("{} {}", engine.name, shape.label()))
+                })?;
+                round_rates[i][j] = rate;
+            }
+            if let Some(python) = python.as_mut() {
+                for (k, (engine, _)) in baseline_names.iter().enumerate() {
+                    round_rates[i][engines.len() + k] =
+                        python.measure(shape, engine, args.repeats)?;
+                }
+            }
+            eprintln!(
+                "vtde bench: round {}/{} {}: {}",
+                round + 1,
+                args.rounds,
+                shape.label(),
+                round_rates[i]
+                    .iter()
+                    .map(|r| format!("{r:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    }
+    if let Some(python) = python {
+        python.finish()?;
+    }
+    let _ = std::fs::remove_dir_all(&export_dir);
+
+    let mut names: Vec<String> = engines.iter().map(|e| e.name.clone()).collect();
+    names.extend(baseline_names.iter().map(|(_, n)| (*n).to_owned()));
+    let vtde_columns = engines.iter().filter(|e| !e.is_baseline).count();
+    print_table(&shapes, &names, vtde_columns, &rates, threads, args);
+    if let Some(peak) = super::proc_status_mib("VmHWM") {
+        println!(
+            "\npeak resident memory of vtde (this process, all precisions open): {peak:.0} MiB"
+        );
     }
     Ok(())
 }
 
-/// A deterministic pseudo-random sequence (no RNG dependency needed for benchmark data).
-fn lcg(seed: &mut u64) -> u64 {
-    *seed = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    *seed >> 33
-}
-
-fn median_rate(items: usize, repeats: usize, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
-    run()?; // warm-up
-    let mut times = Vec::with_capacity(repeats);
-    for _ in 0..repeats {
-        let t = Instant::now();
-        run()?;
-        times.push(t.elapsed().as_secs_f64());
+/// Opens the package in `precision`, timing the opens, and prepares the inputs.
+fn open_engine(args: &BenchModelArgs, precision: Precision, threads: usize) -> Result<VtdeEngine> {
+    let mut options =
+        crate::commands::runtime_options(&args.runtime, vtde_runtime::ImageOptions::default());
+    options.intra_op_threads = Some(threads);
+    options.precision = precision;
+    let mut open_times = Vec::new();
+    let mut model = None;
+    for _ in 0..args.open_repeats.max(1) {
+        drop(model.take());
+        let started = Instant::now();
+        model = Some(
+            Model::open(&args.package, &options)
+                .with_context(|| format!("opening package {}", args.package.display()))?,
+        );
+        open_times.push(started.elapsed().as_secs_f64());
     }
-    times.sort_by(f64::total_cmp);
-    Ok(items as f64 / times[times.len() / 2])
+    let model = model.context("package was not opened")?;
+    let first = open_times[0];
+    let mut rest = open_times[1..].to_vec();
+    rest.sort_by(f64::total_cmp);
+    match rest.get(rest.len() / 2) {
+        Some(median) => println!(
+            "vtde {precision}: package open (checksums verified, sessions ready): \
+             first {first:.3}s, then median {median:.3}s over {} opens",
+            rest.len()
+        ),
+        None => println!("vtde {precision}: package open (sessions ready): {first:.3}s"),
+    }
+    let inputs = make_inputs(&model, args);
+    Ok(VtdeEngine {
+        name: format!("vtde {precision}"),
+        model,
+        inputs,
+        is_baseline: false,
+    })
 }
 
-fn measure(model: &Model, args: &BenchModelArgs) -> Result<Rates> {
+/// Opens the torch-exported graphs that `tools/bench_model.py` wrote to `dir` in vtde's
+/// runtime, as a package: the manifest and tokenizer are copied beside them (checksums
+/// are not verified: the manifest's are those of vtde's graphs).
+fn open_torch_graphs(args: &BenchModelArgs, threads: usize, dir: &Path) -> Result<VtdeEngine> {
+    let source = vtde_runtime::Package::open_with(&args.package, false)
+        .with_context(|| format!("opening package {}", args.package.display()))?;
+    for kind in vtde_runtime::GraphKind::ALL {
+        let exported = dir.join(match kind {
+            vtde_runtime::GraphKind::Vision => "vision.onnx",
+            vtde_runtime::GraphKind::Text => "text.onnx",
+            vtde_runtime::GraphKind::Projection => "projection.onnx",
+        });
+        let name = source.graph_path(kind);
+        let name = name.file_name().context("graph file name")?;
+        if dir.join(name) != exported {
+            std::fs::rename(&exported, dir.join(name))
+                .with_context(|| format!("renaming {}", exported.display()))?;
+        }
+    }
+    // The torch-exported graphs hold their weights inside: no weights files.
+    let mut manifest = source.manifest().clone();
+    for graph in [
+        &mut manifest.graphs.vision,
+        &mut manifest.graphs.text,
+        &mut manifest.graphs.projection,
+    ] {
+        graph.weights = None;
+        graph.variants.clear();
+    }
+    let manifest_path = dir.join(vtde_runtime::manifest::MANIFEST_FILE);
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)
+        .with_context(|| format!("writing {}", manifest_path.display()))?;
+    let tokenizer = source.tokenizer_path();
+    let name = tokenizer.file_name().context("tokenizer file name")?;
+    std::fs::copy(&tokenizer, dir.join(name))
+        .with_context(|| format!("copying {} to {}", tokenizer.display(), dir.display()))?;
+    let mut options =
+        crate::commands::runtime_options(&args.runtime, vtde_runtime::ImageOptions::default());
+    options.intra_op_threads = Some(threads);
+    options.verify_checksums = false;
+    let model = Model::open(dir, &options)
+        .with_context(|| format!("opening the torch-exported graphs in {}", dir.display()))?;
+    let inputs = make_inputs(&model, args);
+    Ok(VtdeEngine {
+        name: "torch graphs in vtde".to_owned(),
+        model,
+        inputs,
+        is_baseline: true,
+    })
+}
+
+fn make_inputs(model: &Model, args: &BenchModelArgs) -> Inputs {
     let m = model.manifest();
     let (h, w) = (m.image.height as usize, m.image.width as usize);
     let mut seed = 1u64;
-    let mut rates = Rates::default();
-    for &b in &args.batch_sizes {
-        let pixels = Array4::from_shape_fn((b, 3, h, w), |_| {
-            (lcg(&mut seed) % 2000) as f32 / 1000.0 - 1.0
-        });
-        let rate = median_rate(b, args.repeats, || {
-            model
-                .image_features(pixels.view())
-                .map(drop)
-                .context("vision graph")
-        })?;
-        eprintln!("vtde bench: vision batch {b}: {rate:.1} images/s");
-        rates.vision.push((b, rate));
-    }
+    let mut uniform = move || (super::lcg(&mut seed) % 2000) as f32 / 1000.0 - 1.0;
+    let pixels = args
+        .batch_sizes
+        .iter()
+        .map(|&b| (b, Array4::from_shape_fn((b, 3, h, w), |_| uniform())))
+        .collect();
+    let (dv, dt) = (m.graphs.vision.output_dim, m.graphs.text.output_dim);
+    let features = args
+        .batch_sizes
+        .iter()
+        .map(|&b| {
+            (
+                b,
+                Array2::from_shape_fn((b, dv), |_| uniform()),
+                Array2::from_shape_fn((b, dt), |_| uniform()),
+            )
+        })
+        .collect();
     let vocab = model.tokenizer().inner().get_vocab_size(true).max(4) as u64;
-    for &s in &args.seq_lens {
-        if s > m.text.max_length {
-            eprintln!(
-                "vtde bench: skipping {s} tokens: the text tower takes at most {}",
-                m.text.max_length
-            );
-            continue;
+    let mut seed = 2u64;
+    let texts = args
+        .seq_lens
+        .iter()
+        .filter(|&&s| s <= m.text.max_length)
+        .map(|&s| {
+            let ids = Array2::from_shape_fn((TEXT_BATCH, s), |_| {
+                (3 + super::lcg(&mut seed) % (vocab.min(30000) - 3)) as i64
+            });
+            let batch = TextBatch {
+                attention_mask: Array2::ones(ids.raw_dim()),
+                token_type_ids: Array2::zeros(ids.raw_dim()),
+                input_ids: ids,
+            };
+            (s, batch)
+        })
+        .collect();
+    Inputs {
+        pixels,
+        texts,
+        features,
+    }
+}
+
+/// Shortest timed sample: workloads faster than this (the projection head takes tens of
+/// microseconds) are repeated within each timed sample, so that timer resolution and
+/// scheduler noise do not dominate. `tools/bench_model.py` does the same.
+const MIN_SAMPLE_SECONDS: f64 = 0.05;
+
+fn median_rate(items: usize, repeats: usize, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
+    let t = Instant::now();
+    run()?; // warm-up
+    let once = t.elapsed().as_secs_f64().max(1e-7);
+    let inner = ((MIN_SAMPLE_SECONDS / once).ceil() as usize).clamp(1, 100_000);
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let t = Instant::now();
+        for _ in 0..inner {
+            run()?;
         }
-        let ids = Array2::from_shape_fn((TEXT_BATCH, s), |_| {
-            (3 + lcg(&mut seed) % (vocab.min(30000) - 3)) as i64
-        });
-        let batch = TextBatch {
-            attention_mask: Array2::ones(ids.raw_dim()),
-            token_type_ids: Array2::zeros(ids.raw_dim()),
-            input_ids: ids,
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((items * inner) as f64 / times[times.len() / 2])
+}
+
+/// `tools/bench_model.py --serve`, answering one measurement per request line.
+struct PythonBaselines {
+    child: Child,
+    requests: ChildStdin,
+    replies: BufReader<ChildStdout>,
+}
+
+impl PythonBaselines {
+    fn start(
+        checkpoint: &Path,
+        python: &Path,
+        args: &BenchModelArgs,
+        threads: usize,
+        export_dir: &Path,
+        engines: &[VtdeEngine],
+    ) -> Result<Self> {
+        let text_inputs = engines
+            .first()
+            .map(|e| e.model.manifest().text.inputs.join(","))
+            .context("no vtde precision to measure")?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/bench_model.py");
+        let join = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+        eprintln!(
+            "vtde bench: starting the Python baselines ({} --serve)",
+            script.display()
+        );
+        let mut child = Command::new(python)
+            .arg(&script)
+            .arg("--serve")
+            .arg("--checkpoint")
+            .arg(checkpoint)
+            .args(["--batch-sizes", &join(&args.batch_sizes)])
+            .args(["--seq-lens", &join(&args.seq_lens)])
+            .args(["--threads", &threads.to_string()])
+            .args(["--text-batch", &TEXT_BATCH.to_string()])
+            .arg("--export-dir")
+            .arg(export_dir)
+            .args(["--text-inputs", &text_inputs])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {} {}", python.display(), script.display()))?;
+        let (Some(requests), Some(replies)) = (child.stdin.take(), child.stdout.take()) else {
+            bail!("no pipes to {}", script.display());
         };
-        let rate = median_rate(TEXT_BATCH, args.repeats, || {
-            model.text_features(&batch).map(drop).context("text graph")
-        })?;
-        eprintln!("vtde bench: text {TEXT_BATCH}×{s}: {rate:.1} texts/s");
-        rates.text.push((s, rate));
+        let mut baselines = PythonBaselines {
+            child,
+            requests,
+            replies: BufReader::new(replies),
+        };
+        let ready = baselines.read_reply()?;
+        if ready.get("ready").and_then(|v| v.as_bool()) != Some(true) {
+            bail!("{} did not start: {ready}", script.display());
+        }
+        Ok(baselines)
     }
-    Ok(rates)
+
+    fn read_reply(&mut self) -> Result<serde_json::Value> {
+        let mut line = String::new();
+        let n = self
+            .replies
+            .read_line(&mut line)
+            .context("reading from tools/bench_model.py")?;
+        if n == 0 {
+            let status = self.child.wait().ok();
+            bail!("tools/bench_model.py exited ({status:?}); its messages are above");
+        }
+        serde_json::from_str(&line)
+            .with_context(|| format!("tools/bench_model.py replied {line:?}"))
+    }
+
+    fn measure(&mut self, shape: Shape, engine: &str, repeats: usize) -> Result<f64> {
+        writeln!(self.requests, "{}", shape.request(engine, repeats))
+            .and_then(|()| self.requests.flush())
+            .context("writing to tools/bench_model.py")?;
+        let reply = self.read_reply()?;
+        reply
+            .get("rate")
+            .and_then(|v| v.as_f64())
+            .with_context(|| format!("tools/bench_model.py replied {reply} to {shape:?}"))
+    }
+
+    fn finish(mut self) -> Result<()> {
+        drop(self.requests); // EOF: the script exits
+        let status = self
+            .child
+            .wait()
+            .context("waiting for tools/bench_model.py")?;
+        if !status.success() {
+            bail!("tools/bench_model.py failed ({status})");
+        }
+        Ok(())
+    }
 }
 
-fn python_baselines(
-    checkpoint: &Path,
-    python: &Path,
-    args: &BenchModelArgs,
+fn median(mut values: Vec<f64>) -> f64 {
+    values.retain(|v| v.is_finite());
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn print_table(
+    shapes: &[Shape],
+    names: &[String],
+    vtde_columns: usize,
+    rates: &[Vec<Vec<f64>>],
     threads: usize,
-) -> Result<Vec<(String, Rates)>> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/bench_model.py");
-    let out = tempfile_path("vtde-bench-model.json");
-    let join = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-    eprintln!(
-        "vtde bench: running the Python baselines ({})",
-        script.display()
+    args: &BenchModelArgs,
+) {
+    println!(
+        "throughput, items/s: median over {} interleaved rounds of the median of {} runs; \
+         {threads} intra-op threads",
+        args.rounds, args.repeats
     );
-    let mut command = std::process::Command::new(python);
-    command
-        .arg(&script)
-        .arg("--checkpoint")
-        .arg(checkpoint)
-        .args(["--batch-sizes", &join(&args.batch_sizes)])
-        .args(["--seq-lens", &join(&args.seq_lens)])
-        .args(["--repeats", &args.repeats.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .args(["--text-batch", &TEXT_BATCH.to_string()]);
-    let json = super::run_json_script(command, python, &script, &out)?;
-    let rates = |engine: &str| Rates {
-        vision: args
-            .batch_sizes
-            .iter()
-            .filter_map(|b| Some((*b, json[engine]["vision"][b.to_string()].as_f64()?)))
-            .collect(),
-        text: args
-            .seq_lens
-            .iter()
-            .filter_map(|s| Some((*s, json[engine]["text"][s.to_string()].as_f64()?)))
-            .collect(),
-    };
-    Ok(vec![
-        ("torch eager".to_owned(), rates("torch")),
-        (
-            "onnxruntime (torch export)".to_owned(),
-            rates("onnxruntime"),
-        ),
-    ])
-}
-
-fn tempfile_path(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("{}-{name}", std::process::id()))
-}
-
-fn print_table(rows: &[(String, Rates)], baselines: &[(String, Rates)], threads: usize) {
-    println!("throughput, items/s (median), {threads} intra-op threads; ratio = vtde / baseline");
-    let mut shapes: Vec<String> = Vec::new();
-    if let Some((_, r)) = rows.first() {
-        shapes.extend(r.vision.iter().map(|(b, _)| format!("vision b{b}")));
-        shapes.extend(r.text.iter().map(|(s, _)| format!("text {TEXT_BATCH}x{s}")));
-    }
-    let all: Vec<&(String, Rates)> = rows.iter().chain(baselines.iter()).collect();
-    let flat = |r: &Rates| -> Vec<f64> {
-        r.vision
-            .iter()
-            .chain(r.text.iter())
-            .map(|(_, v)| *v)
-            .collect()
-    };
-    print!("{:<14}", "shape");
-    for (name, _) in &all {
-        print!(" {name:>26}");
-    }
-    for (name, _) in rows {
-        for (base, _) in baselines {
-            print!(
-                " {:>26}",
-                format!("{name}/{}", base.split(' ').next().unwrap_or(base))
-            );
+    println!("ratio = vtde / baseline, the median of the per-round ratios");
+    let mut header = vec!["shape".to_owned()];
+    header.extend(names.iter().cloned());
+    for name in &names[..vtde_columns] {
+        for base in &names[vtde_columns..] {
+            let base = match base.as_str() {
+                "torch graphs in vtde" => "torch graphs",
+                other => other.split(' ').next().unwrap_or(other),
+            };
+            header.push(format!("{name}/{base}"));
         }
     }
-    println!();
-    for (i, shape) in shapes.iter().enumerate() {
-        print!("{shape:<14}");
-        for (_, r) in &all {
-            match flat(r).get(i) {
-                Some(v) => print!(" {v:>26.1}"),
-                None => print!(" {:>26}", "-"),
-            }
-        }
-        for (_, r) in rows {
-            for (_, b) in baselines {
-                match (flat(r).get(i), flat(b).get(i)) {
-                    (Some(v), Some(base)) if *base > 0.0 => print!(" {:>25.2}x", v / base),
-                    _ => print!(" {:>26}", "-"),
+    let widths: Vec<usize> = header.iter().map(|h| h.len().max(10)).collect();
+    let row = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i == 0 {
+                    format!("{c:<14}")
+                } else {
+                    format!("{c:>w$}")
                 }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    println!("{}", row(&header));
+    for (i, shape) in shapes.iter().enumerate() {
+        let mut cells = vec![shape.label()];
+        for j in 0..names.len() {
+            cells.push(format!(
+                "{:.1}",
+                median(rates.iter().map(|r| r[i][j]).collect())
+            ));
+        }
+        for j in 0..vtde_columns {
+            for k in vtde_columns..names.len() {
+                let ratio = median(rates.iter().map(|r| r[i][j] / r[i][k]).collect());
+                cells.push(format!("{ratio:.2}x"));
             }
         }
-        println!();
+        println!("{}", row(&cells));
     }
-}
-
-/// Peak resident set size of this process in MiB (`VmHWM`), where /proc has it.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
