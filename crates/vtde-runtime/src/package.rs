@@ -307,33 +307,14 @@ pub fn validate_manifest(path: &Path, m: &Manifest) -> Result<()> {
         let weights = std::iter::once((g.precision, g.weights.as_ref()))
             .chain(g.variants.iter().map(|v| (v.precision, v.weights.as_ref())));
         for (precision, w) in weights {
-            let Some(w) = w else { continue };
-            if !is_plain_relative(&w.file) {
-                return invalid(format!(
-                    "the {precision} weights file of `graphs.{field}` must be a relative path inside the package, got {:?}",
-                    w.file
-                ));
-            }
-            if w.sha256.len() != 64 || !w.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return invalid(format!(
-                    "the {precision} weights file of `graphs.{field}` needs a sha256 of 64 hex digits, got {:?}",
-                    w.sha256
-                ));
+            if let Some(w) = w {
+                let what = format!("the {precision} weights file of `graphs.{field}`");
+                check_file_entry(&what, &w.file, &w.sha256).or_else(invalid)?;
             }
         }
         for v in &g.variants {
-            if !is_plain_relative(&v.file) {
-                return invalid(format!(
-                    "a variant of `graphs.{field}` must be a relative path inside the package, got {:?}",
-                    v.file
-                ));
-            }
-            if v.sha256.len() != 64 || !v.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return invalid(format!(
-                    "the {} variant of `graphs.{field}` needs a sha256 of 64 hex digits, got {:?}",
-                    v.precision, v.sha256
-                ));
-            }
+            let what = format!("the {} variant of `graphs.{field}`", v.precision);
+            check_file_entry(&what, &v.file, &v.sha256).or_else(invalid)?;
         }
     }
     if m.graphs.projection.output_dim != m.projection_dim {
@@ -414,6 +395,22 @@ pub fn validate_manifest(path: &Path, m: &Manifest) -> Result<()> {
 }
 
 /// True for a non-empty relative path made only of normal components (no `..`, no root).
+/// Checks a file entry of the manifest (`what` names it in the message): a relative path
+/// inside the package and a sha256 of 64 hex digits.
+fn check_file_entry(what: &str, file: &str, sha256: &str) -> std::result::Result<(), String> {
+    if !is_plain_relative(file) {
+        return Err(format!(
+            "{what} must be a relative path inside the package, got {file:?}"
+        ));
+    }
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{what} needs a sha256 of 64 hex digits, got {sha256:?}"
+        ));
+    }
+    Ok(())
+}
+
 fn is_plain_relative(file: &str) -> bool {
     let p = Path::new(file);
     !file.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))

@@ -16,8 +16,8 @@
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use vtde_runtime::ndarray::{Array2, Array4};
-use vtde_runtime::{GraphKind, Model, TextBatch};
+use vtde_runtime::ndarray::Array4;
+use vtde_runtime::{GraphKind, Model};
 
 use crate::args::BenchMemoryArgs;
 
@@ -67,15 +67,7 @@ pub fn run(args: &BenchMemoryArgs) -> Result<()> {
     let pixels = Array4::from_shape_fn((b, 3, h, w), |_| {
         (super::lcg(&mut seed) % 2000) as f32 / 1000.0 - 1.0
     });
-    let vocab = model.tokenizer().inner().get_vocab_size(true).max(4) as u64;
-    let ids = Array2::from_shape_fn((b, s), |_| {
-        (3 + super::lcg(&mut seed) % (vocab.min(30000) - 3)) as i64
-    });
-    let batch = TextBatch {
-        attention_mask: Array2::ones(ids.raw_dim()),
-        token_type_ids: Array2::zeros(ids.raw_dim()),
-        input_ids: ids,
-    };
+    let batch = super::random_text_batch(&model, b, s, &mut seed);
     let batch_bytes = (pixels.len() * 4 + batch.input_ids.len() * 8 * 3) as u64;
     let run_once = || -> Result<()> {
         let image = model

@@ -65,3 +65,23 @@ pub fn proc_status_mib(field: &str) -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+/// `rows` texts of `seq` random token ids (from 3 up, below the vocabulary size and
+/// 30000, clear of the usual special tokens), all attended, token types 0.
+pub fn random_text_batch(
+    model: &vtde_runtime::Model,
+    rows: usize,
+    seq: usize,
+    seed: &mut u64,
+) -> vtde_runtime::TextBatch {
+    use vtde_runtime::ndarray::Array2;
+    let vocab = model.tokenizer().inner().get_vocab_size(true).max(4) as u64;
+    let ids = Array2::from_shape_fn((rows, seq), |_| {
+        (3 + lcg(seed) % (vocab.min(30000) - 3)) as i64
+    });
+    vtde_runtime::TextBatch {
+        attention_mask: Array2::ones(ids.raw_dim()),
+        token_type_ids: Array2::zeros(ids.raw_dim()),
+        input_ids: ids,
+    }
+}

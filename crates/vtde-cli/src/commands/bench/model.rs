@@ -329,23 +329,12 @@ fn make_inputs(model: &Model, args: &BenchModelArgs) -> Inputs {
             )
         })
         .collect();
-    let vocab = model.tokenizer().inner().get_vocab_size(true).max(4) as u64;
     let mut seed = 2u64;
     let texts = args
         .seq_lens
         .iter()
         .filter(|&&s| s <= m.text.max_length)
-        .map(|&s| {
-            let ids = Array2::from_shape_fn((TEXT_BATCH, s), |_| {
-                (3 + super::lcg(&mut seed) % (vocab.min(30000) - 3)) as i64
-            });
-            let batch = TextBatch {
-                attention_mask: Array2::ones(ids.raw_dim()),
-                token_type_ids: Array2::zeros(ids.raw_dim()),
-                input_ids: ids,
-            };
-            (s, batch)
-        })
+        .map(|&s| (s, super::random_text_batch(model, TEXT_BATCH, s, &mut seed)))
         .collect();
     Inputs {
         pixels,
