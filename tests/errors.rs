@@ -175,6 +175,38 @@ fn tampered_graph_fails_its_checksum() {
     );
 }
 
+/// A package verified once is remembered in the checksum cache; a weights file changed
+/// in place afterwards (same size) must still be caught on the next open.
+#[test]
+fn weights_changed_after_a_cached_verification_fail_their_checksum() {
+    let (tmp, pkg) = package_copy("vit-bert-tiny");
+    let options = vtde_runtime::RuntimeOptions {
+        checksum_cache_dir: Some(tmp.path().join("cache")),
+        ..vtde_runtime::RuntimeOptions::default()
+    };
+    vtde_runtime::Model::open(&pkg, &options).expect("the intact package opens");
+    let entries = fs::read_dir(tmp.path().join("cache/verified"))
+        .expect("the open filled the cache")
+        .count();
+    assert!(
+        entries >= 6,
+        "three graphs and their weights files: {entries}"
+    );
+
+    let path = pkg.join("text.onnx.data");
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[0] ^= 0x55;
+    fs::write(&path, bytes).expect("write");
+    let msg = match vtde_runtime::Model::open(&pkg, &options) {
+        Ok(_) => panic!("a tampered weights file passed"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        msg.contains("text.onnx.data") && msg.contains("sha256"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn manifest_from_a_newer_format_is_refused() {
     let (_tmp, pkg) = package_copy("vit-bert-tiny");
