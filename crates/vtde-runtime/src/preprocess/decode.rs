@@ -404,6 +404,112 @@ fn decode_tiff_cmyk(
     })())
 }
 
+/// Where IFD0 of a classic TIFF keeps its PhotometricInterpretation value, if that value
+/// is RGB palette (3): the byte offset of the 2-byte value. `None` for anything else
+/// (BigTIFF, other interpretations, truncated headers).
+fn tiff_palette_photometric_offset(data: &[u8]) -> Option<usize> {
+    let little = match data.get(..4)? {
+        [b'I', b'I', 42, 0] => true,
+        [b'M', b'M', 0, 42] => false,
+        _ => return None,
+    };
+    let u16_at = |at: usize| -> Option<u16> {
+        let b: [u8; 2] = data.get(at..at.checked_add(2)?)?.try_into().ok()?;
+        Some(if little {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        })
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(if little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
+    };
+    let ifd = usize::try_from(u32_at(4)?).ok()?;
+    let entries = usize::from(u16_at(ifd)?);
+    (0..entries).find_map(|i| {
+        let entry = ifd.checked_add(2)?.checked_add(i.checked_mul(12)?)?;
+        // Tag 262, type SHORT (3), count 1: the value sits in the first two bytes of the
+        // value field.
+        (u16_at(entry)? == 262 && u16_at(entry + 2)? == 3 && u32_at(entry + 4)? == 1)
+            .then_some(entry + 8)
+            .filter(|&at| u16_at(at) == Some(3))
+    })
+}
+
+/// 8-bit palette TIFFs, which the `tiff` crate refuses: the file is read as 8-bit
+/// greyscale (its PhotometricInterpretation patched in a copy) to get the indices, which
+/// are expanded with the ColorMap tag as PIL does (`RGB;L` layout: all reds, then greens,
+/// then blues; 16-bit entries divided by 256). `None` when the file is not a palette TIFF
+/// of 8-bit samples.
+fn decode_tiff_palette(
+    data: &[u8],
+    request: &DecodeRequest<'_>,
+) -> Option<Result<RawDecoded, DecodeError>> {
+    use tiff::decoder::{Decoder, DecodingResult};
+    let at = tiff_palette_photometric_offset(data)?;
+    let mut patched = data.to_vec();
+    let grey: [u8; 2] = if patched.starts_with(b"II") {
+        1u16.to_le_bytes()
+    } else {
+        1u16.to_be_bytes()
+    };
+    patched.get_mut(at..at + 2)?.copy_from_slice(&grey);
+    let mut decoder = Decoder::new(Cursor::new(patched.as_slice())).ok()?;
+    if decoder.colortype().ok()? != tiff::ColorType::Gray(8) {
+        return None;
+    }
+    let corrupt = |e: tiff::TiffError| DecodeError::Corrupt(e.to_string());
+    Some((|| {
+        let (width, height) = decoder.dimensions().map_err(corrupt)?;
+        request.check_size(width, height)?;
+        let colormap = decoder
+            .get_tag_u16_vec(tiff::tags::Tag::ColorMap)
+            .map_err(corrupt)?;
+        if colormap.len() != 3 * 256 {
+            return Err(DecodeError::Corrupt(format!(
+                "palette TIFF with a ColorMap of {} entries, not 768",
+                colormap.len()
+            )));
+        }
+        let mut limits = tiff::decoder::Limits::default();
+        limits.decoding_buffer_size = usize::try_from(u64::from(width) * u64::from(height))
+            .unwrap_or(usize::MAX)
+            .max(limits.decoding_buffer_size);
+        let mut decoder = decoder.with_limits(limits);
+        let orientation = if request.apply_exif_orientation {
+            decoder
+                .find_tag_unsigned::<u16>(tiff::tags::Tag::Orientation)
+                .ok()
+                .flatten()
+                .and_then(|v| Orientation::from_exif(v.min(255) as u8))
+        } else {
+            None
+        };
+        let DecodingResult::U8(indices) = decoder.read_image().map_err(corrupt)? else {
+            return Err(DecodeError::Corrupt(
+                "palette TIFF without 8-bit samples".into(),
+            ));
+        };
+        let channel = |c: usize, i: u8| (colormap[c * 256 + usize::from(i)] / 256) as u8;
+        let rgb: Vec<u8> = indices
+            .iter()
+            .flat_map(|&i| [channel(0, i), channel(1, i), channel(2, i)])
+            .collect();
+        let image = image::RgbImage::from_raw(width, height, rgb)
+            .ok_or_else(|| DecodeError::Corrupt("palette TIFF with too few samples".into()))?;
+        Ok(RawDecoded {
+            image: DynamicImage::ImageRgb8(image),
+            full_size: (width, height),
+            orientation,
+        })
+    })())
+}
+
 /// GIF's first frame as PIL opens it: a palette image of the screen's size, filled outside
 /// the frame with the frame's transparent index (or index 0 when it has none, where the
 /// `image` crate would leave transparent black), with the frame's local palette or the
@@ -489,6 +595,9 @@ fn decode_with_image_crate(
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if format == ImageFormat::Tiff {
             if let Some(result) = decode_tiff_cmyk(data, request) {
+                return result;
+            }
+            if let Some(result) = decode_tiff_palette(data, request) {
                 return result;
             }
         }
