@@ -52,6 +52,18 @@ pub struct PipelineOptions {
     pub decode_threads: usize,
 }
 
+impl PipelineOptions {
+    /// The options the pipeline flags ask for.
+    pub fn from_args(args: &crate::args::PipelineArgs) -> Self {
+        PipelineOptions {
+            batch_size: args.batch_size as usize,
+            decode_threads: args
+                .decode_threads
+                .map_or_else(default_decode_threads, |n| n as usize),
+        }
+    }
+}
+
 /// The default number of decoding threads: one per core. Workers sleep while they are a
 /// window ahead of the model, so extra threads cost nothing when the model is slower.
 pub fn default_decode_threads() -> usize {

@@ -177,12 +177,13 @@ impl Package {
                 .into_iter()
                 .map(|(path, expected)| {
                     scope.spawn(move || {
-                        let identity = cache_dir.and_then(|_| checksum_cache::identity(&path));
                         if let Some(cache) = cache_dir {
                             if checksum_cache::is_verified(cache, &path, &expected) {
                                 return Ok(());
                             }
                         }
+                        // Read before hashing: a write during hashing then voids the entry.
+                        let identity = cache_dir.and_then(|_| checksum_cache::identity(&path));
                         let actual = sha256_file(&path)?;
                         if actual == expected {
                             if let (Some(cache), Some(identity)) = (cache_dir, identity) {

@@ -30,7 +30,7 @@ use crate::commands::{
 use crate::inputs::{collect_inputs, Input, Selection};
 use crate::journal::{read_prefix, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION};
 use crate::npy::{read_header, NpyAppender};
-use crate::pipeline::{self, default_decode_threads, PipelineOptions};
+use crate::pipeline::{self, PipelineOptions};
 use crate::progress::Reporter;
 use crate::records::{error_record, json_string, scan, Record};
 use crate::Outcome;
@@ -322,13 +322,7 @@ pub fn run(args: &EmbedArgs) -> Result<Outcome> {
     reporter.skipped = (prior.keys.len() + prior.failed.len()) as u64;
     reporter.failed_before = prior.failed.len() as u64;
 
-    let options = PipelineOptions {
-        batch_size: args.pipeline.batch_size as usize,
-        decode_threads: args
-            .pipeline
-            .decode_threads
-            .map_or_else(default_decode_threads, |n| n as usize),
-    };
+    let options = PipelineOptions::from_args(&args.pipeline);
     let result = pipeline::run(
         &todo,
         model.image_preprocessor(),

@@ -28,7 +28,7 @@ use crate::commands::{
 };
 use crate::inputs::{collect_inputs, Input, Selection};
 use crate::journal::{read_prefix, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION};
-use crate::pipeline::{self, default_decode_threads, PipelineOptions};
+use crate::pipeline::{self, PipelineOptions};
 use crate::progress::Reporter;
 use crate::records::{error_header, error_record, scan, ScoreRecords};
 use crate::Outcome;
@@ -147,13 +147,7 @@ pub fn run(args: &ScoreArgs) -> Result<Outcome> {
         ));
     }
 
-    let options = PipelineOptions {
-        batch_size,
-        decode_threads: args
-            .pipeline
-            .decode_threads
-            .map_or_else(default_decode_threads, |n| n as usize),
-    };
+    let options = PipelineOptions::from_args(&args.pipeline);
     let result = pipeline::run(
         &todo,
         model.image_preprocessor(),

@@ -354,6 +354,65 @@ pub(crate) fn cmyk_to_rgb([c, m, y, k]: [u8; 4]) -> [u8; 3] {
     [ch(c), ch(m), ch(y)]
 }
 
+/// The 8-bit samples of a TIFF's first image as the `tiff` crate reads them,
+/// `channels` per pixel: the size is checked against the pixel limit first, and the
+/// EXIF orientation read when asked for. `what` names the kind of file in errors.
+struct TiffSamples {
+    samples: Vec<u8>,
+    size: (u32, u32),
+    orientation: Option<Orientation>,
+}
+
+fn read_tiff_samples<R: std::io::Read + std::io::Seek>(
+    mut decoder: tiff::decoder::Decoder<R>,
+    request: &DecodeRequest<'_>,
+    channels: u64,
+    what: &str,
+) -> Result<TiffSamples, DecodeError> {
+    let corrupt = |e: tiff::TiffError| DecodeError::Corrupt(e.to_string());
+    let (width, height) = decoder.dimensions().map_err(corrupt)?;
+    request.check_size(width, height)?;
+    // The size is within the pixel limit: let the decoder allocate what it needs.
+    let mut limits = tiff::decoder::Limits::default();
+    limits.decoding_buffer_size = usize::try_from(u64::from(width) * u64::from(height) * channels)
+        .unwrap_or(usize::MAX)
+        .max(limits.decoding_buffer_size);
+    let mut decoder = decoder.with_limits(limits);
+    let orientation = if request.apply_exif_orientation {
+        decoder
+            .find_tag_unsigned::<u16>(tiff::tags::Tag::Orientation)
+            .ok()
+            .flatten()
+            .and_then(|v| Orientation::from_exif(v.min(255) as u8))
+    } else {
+        None
+    };
+    let tiff::decoder::DecodingResult::U8(samples) = decoder.read_image().map_err(corrupt)? else {
+        return Err(DecodeError::Corrupt(format!(
+            "{what} without 8-bit samples"
+        )));
+    };
+    Ok(TiffSamples {
+        samples,
+        size: (width, height),
+        orientation,
+    })
+}
+
+impl TiffSamples {
+    /// The decoded image, from `rgb` computed from the samples.
+    fn into_rgb(self, rgb: Vec<u8>, what: &str) -> Result<RawDecoded, DecodeError> {
+        let (width, height) = self.size;
+        let image = image::RgbImage::from_raw(width, height, rgb)
+            .ok_or_else(|| DecodeError::Corrupt(format!("{what} with too few samples")))?;
+        Ok(RawDecoded {
+            image: DynamicImage::ImageRgb8(image),
+            full_size: self.size,
+            orientation: self.orientation,
+        })
+    }
+}
+
 /// 8-bit CMYK TIFFs, which the `image` crate converts to RGB with its own float formula
 /// (one level off PIL in half the samples): the samples are decoded with the `tiff` crate
 /// and converted as PIL does. `None` when the file is not an 8-bit CMYK TIFF.
@@ -361,47 +420,21 @@ fn decode_tiff_cmyk(
     data: &[u8],
     request: &DecodeRequest<'_>,
 ) -> Option<Result<RawDecoded, DecodeError>> {
-    use tiff::decoder::{Decoder, DecodingResult};
-    let mut decoder = Decoder::new(Cursor::new(data)).ok()?;
+    let mut decoder = tiff::decoder::Decoder::new(Cursor::new(data)).ok()?;
     if decoder.colortype().ok()? != tiff::ColorType::CMYK(8) {
         return None;
     }
-    let corrupt = |e: tiff::TiffError| DecodeError::Corrupt(e.to_string());
-    Some((|| {
-        let (width, height) = decoder.dimensions().map_err(corrupt)?;
-        request.check_size(width, height)?;
-        // The size is within the pixel limit: let the decoder allocate what it needs.
-        let mut limits = tiff::decoder::Limits::default();
-        limits.decoding_buffer_size = usize::try_from(u64::from(width) * u64::from(height) * 4)
-            .unwrap_or(usize::MAX)
-            .max(limits.decoding_buffer_size);
-        let mut decoder = decoder.with_limits(limits);
-        let orientation = if request.apply_exif_orientation {
-            decoder
-                .find_tag_unsigned::<u16>(tiff::tags::Tag::Orientation)
-                .ok()
-                .flatten()
-                .and_then(|v| Orientation::from_exif(v.min(255) as u8))
-        } else {
-            None
-        };
-        let DecodingResult::U8(samples) = decoder.read_image().map_err(corrupt)? else {
-            return Err(DecodeError::Corrupt(
-                "CMYK TIFF without 8-bit samples".into(),
-            ));
-        };
-        let rgb: Vec<u8> = samples
-            .chunks_exact(4)
-            .flat_map(|p| cmyk_to_rgb([p[0], p[1], p[2], p[3]]))
-            .collect();
-        let image = image::RgbImage::from_raw(width, height, rgb)
-            .ok_or_else(|| DecodeError::Corrupt("CMYK TIFF with too few samples".into()))?;
-        Ok(RawDecoded {
-            image: DynamicImage::ImageRgb8(image),
-            full_size: (width, height),
-            orientation,
-        })
-    })())
+    const WHAT: &str = "CMYK TIFF";
+    Some(
+        read_tiff_samples(decoder, request, 4, WHAT).and_then(|tiff| {
+            let rgb: Vec<u8> = tiff
+                .samples
+                .chunks_exact(4)
+                .flat_map(|p| cmyk_to_rgb([p[0], p[1], p[2], p[3]]))
+                .collect();
+            tiff.into_rgb(rgb, WHAT)
+        }),
+    )
 }
 
 /// Where IFD0 of a classic TIFF keeps its PhotometricInterpretation value, if that value
@@ -450,7 +483,6 @@ fn decode_tiff_palette(
     data: &[u8],
     request: &DecodeRequest<'_>,
 ) -> Option<Result<RawDecoded, DecodeError>> {
-    use tiff::decoder::{Decoder, DecodingResult};
     let at = tiff_palette_photometric_offset(data)?;
     let mut patched = data.to_vec();
     let grey: [u8; 2] = if patched.starts_with(b"II") {
@@ -459,55 +491,32 @@ fn decode_tiff_palette(
         1u16.to_be_bytes()
     };
     patched.get_mut(at..at + 2)?.copy_from_slice(&grey);
-    let mut decoder = Decoder::new(Cursor::new(patched.as_slice())).ok()?;
+    let mut decoder = tiff::decoder::Decoder::new(Cursor::new(patched.as_slice())).ok()?;
     if decoder.colortype().ok()? != tiff::ColorType::Gray(8) {
         return None;
     }
-    let corrupt = |e: tiff::TiffError| DecodeError::Corrupt(e.to_string());
-    Some((|| {
-        let (width, height) = decoder.dimensions().map_err(corrupt)?;
-        request.check_size(width, height)?;
-        let colormap = decoder
-            .get_tag_u16_vec(tiff::tags::Tag::ColorMap)
-            .map_err(corrupt)?;
-        if colormap.len() != 3 * 256 {
-            return Err(DecodeError::Corrupt(format!(
-                "palette TIFF with a ColorMap of {} entries, not 768",
-                colormap.len()
-            )));
+    const WHAT: &str = "palette TIFF";
+    let colormap = match decoder.get_tag_u16_vec(tiff::tags::Tag::ColorMap) {
+        Ok(map) if map.len() == 3 * 256 => map,
+        Ok(map) => {
+            return Some(Err(DecodeError::Corrupt(format!(
+                "{WHAT} with a ColorMap of {} entries, not 768",
+                map.len()
+            ))))
         }
-        let mut limits = tiff::decoder::Limits::default();
-        limits.decoding_buffer_size = usize::try_from(u64::from(width) * u64::from(height))
-            .unwrap_or(usize::MAX)
-            .max(limits.decoding_buffer_size);
-        let mut decoder = decoder.with_limits(limits);
-        let orientation = if request.apply_exif_orientation {
-            decoder
-                .find_tag_unsigned::<u16>(tiff::tags::Tag::Orientation)
-                .ok()
-                .flatten()
-                .and_then(|v| Orientation::from_exif(v.min(255) as u8))
-        } else {
-            None
-        };
-        let DecodingResult::U8(indices) = decoder.read_image().map_err(corrupt)? else {
-            return Err(DecodeError::Corrupt(
-                "palette TIFF without 8-bit samples".into(),
-            ));
-        };
-        let channel = |c: usize, i: u8| (colormap[c * 256 + usize::from(i)] / 256) as u8;
-        let rgb: Vec<u8> = indices
-            .iter()
-            .flat_map(|&i| [channel(0, i), channel(1, i), channel(2, i)])
-            .collect();
-        let image = image::RgbImage::from_raw(width, height, rgb)
-            .ok_or_else(|| DecodeError::Corrupt("palette TIFF with too few samples".into()))?;
-        Ok(RawDecoded {
-            image: DynamicImage::ImageRgb8(image),
-            full_size: (width, height),
-            orientation,
-        })
-    })())
+        Err(e) => return Some(Err(DecodeError::Corrupt(e.to_string()))),
+    };
+    Some(
+        read_tiff_samples(decoder, request, 1, WHAT).and_then(|tiff| {
+            let channel = |c: usize, i: u8| (colormap[c * 256 + usize::from(i)] / 256) as u8;
+            let rgb: Vec<u8> = tiff
+                .samples
+                .iter()
+                .flat_map(|&i| [channel(0, i), channel(1, i), channel(2, i)])
+                .collect();
+            tiff.into_rgb(rgb, WHAT)
+        }),
+    )
 }
 
 /// GIF's first frame as PIL opens it: a palette image of the screen's size, filled outside
