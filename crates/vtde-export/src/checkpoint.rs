@@ -96,10 +96,6 @@ impl<'a> ConfigView<'a> {
         }
     }
 
-    pub fn opt_str(&self, key: &str) -> Option<&'a str> {
-        self.get(key).and_then(Json::as_str)
-    }
-
     pub fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
         match self.get(key) {
             None => Ok(default),

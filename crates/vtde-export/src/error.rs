@@ -9,51 +9,99 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong while exporting a checkpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A checkpoint file cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file it is about.
         path: PathBuf,
+        /// The underlying error.
         source: std::io::Error,
     },
 
+    /// A package file cannot be written.
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The file it is about.
         path: PathBuf,
+        /// The underlying error.
         source: std::io::Error,
     },
 
+    /// A JSON file of the checkpoint does not parse.
     #[error("{path} is not valid JSON: {source}")]
     Json {
+        /// The file it is about.
         path: PathBuf,
+        /// The underlying error.
         source: serde_json::Error,
     },
 
+    /// A file the export needs is not in the checkpoint directory.
     #[error("{path} is missing: {hint}")]
-    MissingFile { path: PathBuf, hint: String },
+    MissingFile {
+        /// The file it is about.
+        path: PathBuf,
+        /// How to fix it.
+        hint: String,
+    },
 
+    /// `config.json` (or a processor config) has a missing or bad value.
     #[error("{path}: {problem}")]
-    Config { path: PathBuf, problem: String },
+    Config {
+        /// The file it is about.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
 
+    /// The checkpoint is of an architecture or tower vtde does not export.
     #[error("{path}: unsupported {what} `{found}`; vtde exports {supported}")]
     Unsupported {
+        /// The file it is about.
         path: PathBuf,
+        /// What was being read or checked.
         what: &'static str,
+        /// What was found.
         found: String,
+        /// What is supported.
         supported: String,
     },
 
+    /// A weights file is not valid safetensors.
     #[error("{path} is not a valid safetensors file: {problem}")]
-    Safetensors { path: PathBuf, problem: String },
+    Safetensors {
+        /// The file it is about.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
 
+    /// A weight the architecture needs is not in the checkpoint.
     #[error("the checkpoint has no weight `{name}` (looked for: {tried})")]
-    MissingWeight { name: String, tried: String },
+    MissingWeight {
+        /// The tensor's name in the checkpoint.
+        name: String,
+        /// The names looked for.
+        tried: String,
+    },
 
+    /// A weight has another shape than the config implies.
     #[error("weight `{name}` has shape {found:?}, expected {expected:?}")]
     WeightShape {
+        /// The tensor's name in the checkpoint.
         name: String,
+        /// What was expected.
         expected: Vec<usize>,
+        /// What was found.
         found: Vec<usize>,
     },
 
+    /// A weight is stored in a type vtde does not read.
     #[error("weight `{name}` is stored as {dtype}; vtde reads F32, F16 and BF16 weights")]
-    WeightDtype { name: String, dtype: String },
+    WeightDtype {
+        /// The tensor's name in the checkpoint.
+        name: String,
+        /// Its data type.
+        dtype: String,
+    },
 }

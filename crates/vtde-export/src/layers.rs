@@ -755,7 +755,7 @@ impl EncoderLayer {
 /// Declares the vision graph's input, `pixel_values` `[batch, channels, size, size]`.
 pub fn pixel_input(g: &mut GraphBuilder, channels: usize, size: usize) -> Value {
     g.input(
-        vtde_runtime::manifest::names::PIXEL_VALUES,
+        vtde_package::names::PIXEL_VALUES,
         DataType::Float,
         &[
             crate::onnx::Dim::Dynamic("batch"),

@@ -1,33 +1,33 @@
 //! vtde-export: reads a Hugging Face vision-text dual encoder checkpoint
 //! (`config.json`, safetensors weights, tokenizer and image processor files) and writes a
 //! vtde **model package**: `vision.onnx`, `text.onnx`, `projection.onnx`,
-//! `tokenizer.json` and the manifest `vtde.json` (see `DESIGN.md`). No Python is needed.
+//! `tokenizer.json` and the manifest `vtde.json` (the contract is the `vtde-package`
+//! crate; see `docs/design.md`). No Python is needed.
 //!
 //! Layout:
-//! - [`onnx`]: the ONNX protobuf messages and a graph builder;
-//! - [`layers`]: the shared transformer pieces (attention, MLP, layer norm, poolers);
-//! - [`towers`]: one module per architecture, mapping config and weights onto the pieces;
-//! - [`checkpoint`], [`preprocessor`], [`tokenizer`]: reading the checkpoint's files;
-//! - [`package`]: writing the package directory safely.
+//! - `onnx`: the ONNX protobuf messages and a graph builder;
+//! - `layers`: the shared transformer pieces (attention, MLP, layer norm, poolers);
+//! - `towers`: one module per architecture, mapping config and weights onto the pieces;
+//! - `checkpoint`, `preprocessor`, `tokenizer`: reading the checkpoint's files;
+//! - `package`: writing the package directory safely.
 
-pub mod checkpoint;
-pub mod error;
-pub mod layers;
-pub mod onnx;
-pub mod package;
-pub mod preprocessor;
-pub mod tokenizer;
-pub mod towers;
+mod checkpoint;
+mod error;
+mod layers;
+mod onnx;
+mod package;
+mod preprocessor;
+mod tokenizer;
+mod towers;
 
 use std::path::{Path, PathBuf};
 
-use vtde_runtime::manifest::{
-    self, GraphFile, GraphVariant, Graphs, Manifest, Producer, Source, FORMAT_VERSION,
-    MANIFEST_FILE,
+use vtde_package::manifest::{
+    GraphFile, GraphVariant, Graphs, Manifest, Producer, Source, FORMAT_VERSION, MANIFEST_FILE,
 };
 
 pub use error::{Error, Result};
-pub use onnx::builder::Precision;
+pub use vtde_package::Precision;
 
 use checkpoint::{read_json, ConfigView, Weights};
 use onnx::proto::ModelProto;
@@ -183,7 +183,7 @@ impl TextTower {
     }
 
     fn inputs(&self) -> &'static [&'static str] {
-        use manifest::names::{ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS};
+        use vtde_package::names::{ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS};
         match self {
             Self::Bert(c) if c.takes_token_type_ids() => {
                 &[INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS]

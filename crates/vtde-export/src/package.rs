@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use vtde_runtime::manifest::WeightsFile;
+use vtde_package::manifest::WeightsFile;
 
 use crate::error::{Error, Result};
 use crate::onnx::proto::{ModelProto, StringStringEntryProto, DATA_LOCATION_EXTERNAL};
@@ -81,7 +81,7 @@ impl PackageWriter {
             path: dir.to_owned(),
             source,
         })?;
-        let manifest = dir.join(vtde_runtime::manifest::MANIFEST_FILE);
+        let manifest = dir.join(vtde_package::manifest::MANIFEST_FILE);
         if manifest.exists() {
             std::fs::remove_file(&manifest).map_err(|source| Error::Write {
                 path: manifest,

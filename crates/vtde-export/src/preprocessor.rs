@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
-use vtde_runtime::manifest::{
+use vtde_package::manifest::{
     ImagePreprocess, Normalize, ResampleFilter, Resize, ResizeRule, Size,
 };
 

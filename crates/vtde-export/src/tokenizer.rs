@@ -28,7 +28,7 @@ use tokenizers::pre_tokenizers::{
 };
 use tokenizers::processors::{roberta::RobertaProcessing, template::TemplateProcessing};
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
-use vtde_runtime::manifest::TextPreprocess;
+use vtde_package::manifest::TextPreprocess;
 
 use crate::checkpoint::read_json;
 use crate::error::{Error, Result};

@@ -7,39 +7,10 @@
 
 use std::path::PathBuf;
 
+use vtde_package::{GraphKind, Precision};
+
 /// `Result` with the runtime's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Which graph of a package an error is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GraphKind {
-    /// `vision.onnx`: `pixel_values` → `image_features`.
-    Vision,
-    /// `text.onnx`: `input_ids`, `attention_mask`[, `token_type_ids`] → `text_features`.
-    Text,
-    /// `projection.onnx`: features → embeddings.
-    Projection,
-}
-
-impl GraphKind {
-    /// All graphs, in manifest order.
-    pub const ALL: [GraphKind; 3] = [GraphKind::Vision, GraphKind::Text, GraphKind::Projection];
-
-    /// The graph's role name, as in the manifest (`vision`, `text`, `projection`).
-    pub fn name(self) -> &'static str {
-        match self {
-            GraphKind::Vision => "vision",
-            GraphKind::Text => "text",
-            GraphKind::Projection => "projection",
-        }
-    }
-}
-
-impl std::fmt::Display for GraphKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} graph", self.name())
-    }
-}
 
 /// One place where the ONNX Runtime library was looked for, and why it was not used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,10 +24,10 @@ pub struct LibraryAttempt {
     pub reason: String,
 }
 
-/// The command that installs the ONNX Runtime library where the runtime finds it.
-pub const ORT_FIX_HINT: &str = "run `bash tools/fetch-onnxruntime.sh` in the vtde repository \
-     (it installs the library into .cache/onnxruntime/1.31.1/), or set ORT_DYLIB_PATH to the \
-     path of libonnxruntime 1.31.x";
+/// How to make the ONNX Runtime library findable, for the people who run an app.
+pub const ORT_FIX_HINT: &str = "install ONNX Runtime 1.31.x and set ORT_DYLIB_PATH (or \
+     RuntimeOptions::onnxruntime_library) to its libonnxruntime file, or put that file beside \
+     the executable; in a vtde source checkout, `bash tools/fetch-onnxruntime.sh` fetches it";
 
 fn format_attempts(attempts: &[LibraryAttempt]) -> String {
     attempts
@@ -72,25 +43,16 @@ pub enum Error {
     /// A file of the package is missing or cannot be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file it is about.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
 
-    /// `vtde.json` is not valid JSON or does not match the manifest schema.
-    #[error("invalid package manifest {path}: {message}")]
-    InvalidManifest { path: PathBuf, message: String },
-
-    /// The manifest was written by a newer exporter than this runtime understands.
-    #[error(
-        "package manifest {path} has format_version {found}, but this vtde-runtime reads \
-         format versions up to {supported}; upgrade vtde-runtime to open it"
-    )]
-    UnsupportedFormatVersion {
-        path: PathBuf,
-        found: u64,
-        supported: u32,
-    },
+    /// The manifest is missing, unreadable, invalid, or from a newer format version.
+    #[error(transparent)]
+    Package(#[from] vtde_package::Error),
 
     /// A package file's sha256 differs from the manifest: the file was changed or damaged.
     #[error(
@@ -98,8 +60,11 @@ pub enum Error {
          {actual}; the package is damaged or was modified"
     )]
     ChecksumMismatch {
+        /// The file it is about.
         path: PathBuf,
+        /// What was expected.
         expected: String,
+        /// What was found.
         actual: String,
     },
 
@@ -109,31 +74,46 @@ pub enum Error {
         format_attempts(.attempts)
     )]
     OnnxRuntimeNotFound {
+        /// Every place looked at, and why it was not used.
         attempts: Vec<LibraryAttempt>,
+        /// How to fix it.
         hint: &'static str,
     },
 
-    /// The library loaded, but ONNX Runtime could not be set up.
     /// The package has no graph in the precision asked for.
     #[error(
         "the package {package} has no {precision} variant of the {graph}; export one with \
          `vtde export --precision {precision}` (or `--quantize int8`), or run in fp32"
     )]
     MissingVariant {
+        /// The package directory.
         package: PathBuf,
+        /// The graph.
         graph: GraphKind,
-        precision: crate::manifest::Precision,
+        /// The precision asked for.
+        precision: Precision,
     },
 
+    /// The library loaded, but ONNX Runtime could not be set up.
     #[error("ONNX Runtime library {path} failed to initialise: {message}")]
-    OnnxRuntimeInit { path: PathBuf, message: String },
+    OnnxRuntimeInit {
+        /// The file it is about.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 
     /// ONNX Runtime is already loaded in this process from another file.
     #[error(
         "ONNX Runtime is already loaded in this process from {loaded}; it cannot also be \
          loaded from {requested} (one library per process)"
     )]
-    OnnxRuntimeAlreadyLoaded { loaded: PathBuf, requested: PathBuf },
+    OnnxRuntimeAlreadyLoaded {
+        /// The library loaded in this process.
+        loaded: PathBuf,
+        /// The library asked for now.
+        requested: PathBuf,
+    },
 
     /// An execution provider was requested that this build does not include.
     #[error(
@@ -141,66 +121,131 @@ pub enum Error {
          (enable the cargo feature `{feature}`)"
     )]
     ExecutionProviderUnavailable {
+        /// The provider's name.
         provider: &'static str,
+        /// The cargo feature that compiles it in.
         feature: &'static str,
     },
 
     /// ONNX Runtime refused to create a session for a graph.
     #[error("cannot create an ONNX Runtime session for the {graph} ({path}): {message}")]
     Session {
+        /// The graph.
         graph: GraphKind,
+        /// The file it is about.
         path: PathBuf,
+        /// What went wrong.
         message: String,
     },
 
     /// A graph's inputs or outputs do not match the package contract.
     #[error("the {graph} ({path}) does not match the package contract: {message}")]
     GraphContract {
+        /// The graph.
         graph: GraphKind,
+        /// The file it is about.
         path: PathBuf,
+        /// What went wrong.
         message: String,
     },
 
     /// Running a graph failed.
     #[error("inference with the {graph} failed: {message}")]
-    Inference { graph: GraphKind, message: String },
+    Inference {
+        /// The graph.
+        graph: GraphKind,
+        /// What went wrong.
+        message: String,
+    },
 
     /// An image file cannot be opened or decoded.
     #[error("cannot decode image {path}: {message}")]
-    ImageDecode { path: PathBuf, message: String },
+    ImageDecode {
+        /// The file it is about.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 
     /// An image file is larger than the pixel limit
-    /// ([`ImageOptions::max_pixels`](crate::preprocess::ImageOptions::max_pixels)); it was
+    /// ([`ImageOptions::max_pixels`](crate::ImageOptions::max_pixels)); it was
     /// refused from its header, before decoding (a decompression bomb, or a huge scan).
     #[error(
         "image {path} is {width}x{height} pixels, more than the limit of {max_pixels} \
          (a decompression bomb?); raise ImageOptions::max_pixels to accept it"
     )]
     ImageTooLarge {
+        /// The file it is about.
         path: PathBuf,
+        /// Width in pixels, from the header.
         width: u32,
+        /// Height in pixels, from the header.
         height: u32,
+        /// The limit.
         max_pixels: u64,
+    },
+
+    /// An image file's decoder panicked (a decoder bug); the panic was caught, and only
+    /// this file failed.
+    #[error("the image decoder panicked on {path}")]
+    DecoderPanicked {
+        /// The file it is about.
+        path: PathBuf,
+    },
+
+    /// An input of the streaming pipeline had no file to read (its
+    /// [`ImageSource::unavailable`](crate::ImageSource::unavailable) said why).
+    #[error("cannot read {path}: {message}")]
+    ImageUnavailable {
+        /// The file it is about.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
     },
 
     /// An image file decoded, but cannot be preprocessed (e.g. its resize would be too
     /// large).
     #[error("cannot preprocess image {path}: {message}")]
-    ImagePreprocessFile { path: PathBuf, message: String },
+    ImagePreprocessFile {
+        /// The file it is about.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 
     /// An image cannot be preprocessed (e.g. a zero-sized image).
     #[error("cannot preprocess image #{index}: {message}")]
-    ImagePreprocess { index: usize, message: String },
+    ImagePreprocess {
+        /// The image's index in the call's input.
+        index: usize,
+        /// What went wrong.
+        message: String,
+    },
 
     /// The tokenizer file cannot be loaded, or tokenization failed.
     #[error("tokenizer {path}: {message}")]
-    Tokenizer { path: PathBuf, message: String },
+    Tokenizer {
+        /// The file it is about.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// A prompt template for label embeddings has no `{}` for the label.
+    #[error("prompt template {template:?} has no {{}} for the label")]
+    BadTemplate {
+        /// The template as given.
+        template: String,
+    },
 
     /// An array given to the runtime has the wrong shape.
     #[error("bad input shape for {what}: expected {expected}, got {actual}")]
     BadInputShape {
+        /// What was being read or checked.
         what: &'static str,
+        /// What was expected.
         expected: String,
+        /// What was found.
         actual: String,
     },
 }

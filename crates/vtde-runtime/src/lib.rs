@@ -1,55 +1,69 @@
-//! vtde-runtime: loads a vtde model package and runs it with ONNX Runtime.
+//! vtde-runtime: runs vtde model packages — CLIP-style vision-text dual encoders exported
+//! by `vtde-export` — with ONNX Runtime, with no Python.
 //!
-//! A package (see `DESIGN.md`) is a directory with `vtde.json`, three ONNX graphs and a
-//! `tokenizer.json`. [`Model::open`] checks it and prepares sessions; the model then
-//! turns images and texts into embeddings and scores, matching transformers'
-//! `VisionTextDualEncoderModel` / `CLIPModel`:
+//! A package (see `docs/package-format.md`) is a directory with `vtde.json`, three ONNX
+//! graphs and a `tokenizer.json`. [`Model::open`] checks it and prepares the sessions;
+//! the model then turns images and texts into embeddings and scores exactly as
+//! transformers' `VisionTextDualEncoderModel` / `CLIPModel` with the PIL image backend
+//! does. A [`Model`] is `Send + Sync`: open it once and share it between threads.
 //!
-//! ```no_run
-//! use vtde_runtime::{load_image, Model, RuntimeOptions};
+//! ```
+//! use vtde_runtime::{read_image, ImageOptions, Model, RuntimeOptions};
 //!
 //! # fn main() -> vtde_runtime::Result<()> {
-//! let model = Model::open("clip-package", &RuntimeOptions::default())?;
-//! let image = load_image("cat.jpg".as_ref())?;
+//! # let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+//! # if vtde_runtime::load_onnxruntime(None).is_err() { return Ok(()); } // no library here
+//! # let (package, photo) = (root.join("models/demo"), root.join("models/examples/red_circle.png"));
+//! let model = Model::open(&package, &RuntimeOptions::default().with_threads(2))?;
+//! let image = read_image(&photo, &ImageOptions::default())?;
 //! let images = model.embed_images(&[image])?;
-//! let texts = model.embed_texts(&["a photo of a cat", "a photo of a dog"])?;
-//! let scores = model.score(images.view(), texts.view())?;
-//! println!("{:?}", scores.probs_per_image);
+//! let labels = model.embed_labels(&["a red circle", "a blue square"], &["{}"])?;
+//! let scores = model.score(images.view(), labels.view())?;
+//! assert!(scores.probs_per_image[[0, 0]] > scores.probs_per_image[[0, 1]]);
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! Modules, one concept each:
-//! - [`manifest`]: the `vtde.json` contract shared with the exporter;
-//! - [`package`]: opening a package directory and checking its files;
-//! - [`checksum_cache`]: remembering verified graphs, for a fast second open;
-//! - [`onnxruntime`]: finding and loading the ONNX Runtime library;
-//! - [`session`]: session pools for thread-safe inference, execution providers;
-//! - [`preprocess`]: images to `pixel_values`, texts to token arrays;
-//! - [`similarity`]: normalization, logits, probabilities, contrastive loss;
-//! - [`model`]: [`Model`], the entry point;
-//! - [`error`]: the [`Error`] type.
+//! Folders of image files go through the streaming pipeline,
+//! [`Model::stream_image_files`]: decoding on a pool of threads with backpressure, ordered
+//! batches, a per-file error for each bad file.
+//!
+//! Inside, one module per concept (all private; what callers need is re-exported here):
+//! `package` (opening a package directory and checking its files; the manifest itself is
+//! the [`vtde_package`] crate's), `checksum_cache` (remembering verified files for a fast
+//! second open), `onnxruntime` (finding and loading the library), `session` (session pools
+//! and execution providers), `preprocess` (images to `pixel_values`: decoding per format,
+//! colour, Pillow's resampling, the processor; texts to token arrays), `pipeline` (the
+//! streaming image pipeline), `model` ([`Model`]), `labels` (label embeddings with prompt
+//! templates), `similarity` (normalization, logits, probabilities, loss) and `error`.
 
-pub mod checksum_cache;
-pub mod error;
-pub mod manifest;
-pub mod model;
-pub mod onnxruntime;
-pub mod package;
-pub mod preprocess;
-pub mod session;
-pub mod similarity;
+mod checksum_cache;
+mod error;
+mod labels;
+mod model;
+mod onnxruntime;
+mod options;
+mod package;
+mod pipeline;
+mod preprocess;
+mod session;
+mod similarity;
 
-pub use error::{Error, GraphKind, Result};
-pub use manifest::Manifest;
-pub use model::{load_image, ImageFileEmbeddings, Model, RuntimeOptions};
-pub use package::Package;
-pub use preprocess::{
-    decode_image_bytes, read_image, ImageOptions, ImagePreprocessor, PreprocessedFiles, TextBatch,
-    TextTokenizer,
+pub use error::{Error, LibraryAttempt, Result, ORT_FIX_HINT};
+pub use model::{ImageFileEmbeddings, Model};
+pub use onnxruntime::{load_onnxruntime, loaded_onnxruntime, ONNXRUNTIME_VERSION};
+pub use options::RuntimeOptions;
+pub use package::{Package, PackageOptions};
+pub use pipeline::{ImageBatch, ImageSource};
+pub use preprocess::image::{
+    decode_image, read_image, to_rgb8, ImageOptions, ImagePreprocessor, DEFAULT_MAX_PIXELS,
 };
+pub use preprocess::text::{TextBatch, TextTokenizer};
 pub use session::{ExecutionProvider, OptimizationLevel};
-pub use similarity::Scores;
+pub use similarity::{contrastive_loss, l2_normalize, scores, Scores};
+
+/// The package contract, re-exported: manifest types, graph names, precisions.
+pub use vtde_package::{self as package_contract, manifest, GraphKind, Manifest, Precision};
 
 /// Re-exported so that callers use the same `image` and `ndarray` versions.
 pub use image;

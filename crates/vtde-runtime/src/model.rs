@@ -2,126 +2,40 @@
 //! score them.
 //!
 //! [`Model`] is `Send + Sync` and every method takes `&self`: one model serves many
-//! threads. Preprocessing runs on the calling thread; graph runs go through per-graph
-//! [`SessionPool`]s (see [`crate::session`]).
+//! threads. Preprocessing runs on the calling thread (or, for image files, on the
+//! streaming pipeline's pool: [`Model::stream_image_files`]); graph runs go through
+//! per-graph session pools (`session`).
 //!
 //! The lower-level steps are public too, so that a caller can overlap decoding,
 //! preprocessing and inference, or compare intermediate values with transformers:
 //! [`Model::preprocess_images`] → [`Model::image_features`] → [`Model::project`] →
-//! [`l2_normalize`](crate::similarity::l2_normalize) is what [`Model::embed_images`]
+//! [`l2_normalize`](crate::l2_normalize) is what [`Model::embed_images`]
 //! does, in batches of [`RuntimeOptions::batch_size`].
 //!
 //! Empty inputs are fine everywhere: zero images or texts give `[0, D]` arrays without
 //! running a graph.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::DynamicImage;
 use ndarray::{concatenate, Array2, Array4, ArrayView2, ArrayView4, Axis, CowArray};
 use ort::value::TensorRef;
+use vtde_package::{names, GraphKind, Manifest};
 
-use crate::checksum_cache;
-use crate::error::{Error, GraphKind, Result};
-use crate::manifest::{names, Manifest, Precision};
+use crate::error::{Error, Result};
 use crate::onnxruntime::{self, OnnxRuntime};
+use crate::options::RuntimeOptions;
 use crate::package::Package;
-use crate::preprocess::{
-    ImageOptions, ImagePreprocessor, PreprocessedFiles, TextBatch, TextTokenizer,
-};
-use crate::session::{
-    run_f32_2d, ExecutionProvider, GraphContract, OptimizationLevel, SessionConfig, SessionPool,
-};
+use crate::pipeline::{ImageBatch, ImageSource};
+use crate::preprocess::image::{ImageOptions, ImagePreprocessor};
+use crate::preprocess::text::{TextBatch, TextTokenizer};
+use crate::session::{run_f32_2d, GraphContract, SessionPool};
 use crate::similarity::{self, Scores};
-
-/// How a [`Model`] is opened and run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuntimeOptions {
-    /// The ONNX Runtime library file (or a folder holding it). `None` searches
-    /// `ORT_DYLIB_PATH`, beside the executable and the project cache (see
-    /// [`crate::onnxruntime`]).
-    pub onnxruntime_library: Option<PathBuf>,
-    /// Threads inside one operator, per session (ONNX Runtime's default: one per
-    /// physical core).
-    pub intra_op_threads: Option<usize>,
-    /// Threads running independent operators at once; more than 1 turns on parallel
-    /// execution.
-    pub inter_op_threads: Option<usize>,
-    /// Most sessions per graph, created only when that many threads run the graph at
-    /// once. `None`: 2. Each session holds its own copy of the graph's weights.
-    pub max_sessions_per_graph: Option<usize>,
-    /// ONNX Runtime's graph optimization level.
-    pub optimization_level: OptimizationLevel,
-    /// Execution providers to try before the CPU, in order (empty: CPU only).
-    pub execution_providers: Vec<ExecutionProvider>,
-    /// Fall back to the next provider (finally the CPU) when a listed execution provider
-    /// cannot start; when false that is an error.
-    pub fallback_to_cpu: bool,
-    /// Check each graph's sha256 against the manifest when opening (default true).
-    pub verify_checksums: bool,
-    /// Where verified graphs are remembered, so that an unchanged package is not hashed
-    /// again on the next open ([`crate::checksum_cache`]). Default:
-    /// [`checksum_cache::default_dir`]; `None` hashes on every open.
-    pub checksum_cache_dir: Option<PathBuf>,
-    /// Items per graph run in [`Model::embed_images`] and [`Model::embed_texts`]
-    /// (default 32; at least 1).
-    pub batch_size: usize,
-    /// Precision of the vision and text graphs to run (default fp32). Other precisions
-    /// need the package to carry that variant (`vtde export --quantize int8` for the
-    /// CPU, `--precision fp16` for GPUs).
-    pub precision: Precision,
-    /// ONNX Runtime's CPU memory arena and memory-pattern planning (default on); see
-    /// [`SessionConfig::memory_arena`].
-    pub memory_arena: bool,
-    /// Whether idle intra-op threads spin (default off); see
-    /// [`SessionConfig::intra_op_spinning`].
-    pub intra_op_spinning: bool,
-    /// How image files are read by [`Model::load_and_preprocess`] and
-    /// [`Model::embed_image_files`]: pixel limit, EXIF orientation, JPEG DCT scaling,
-    /// decoding threads.
-    pub image: ImageOptions,
-}
-
-impl Default for RuntimeOptions {
-    fn default() -> Self {
-        RuntimeOptions {
-            onnxruntime_library: None,
-            intra_op_threads: None,
-            inter_op_threads: None,
-            max_sessions_per_graph: None,
-            optimization_level: OptimizationLevel::All,
-            execution_providers: Vec::new(),
-            fallback_to_cpu: true,
-            verify_checksums: true,
-            checksum_cache_dir: checksum_cache::default_dir(),
-            batch_size: 32,
-            precision: Precision::Fp32,
-            memory_arena: true,
-            intra_op_spinning: false,
-            image: ImageOptions::default(),
-        }
-    }
-}
-
-impl RuntimeOptions {
-    fn session_config(&self) -> SessionConfig {
-        let defaults = SessionConfig::default();
-        SessionConfig {
-            intra_op_threads: self.intra_op_threads,
-            inter_op_threads: self.inter_op_threads,
-            optimization_level: self.optimization_level,
-            execution_providers: self.execution_providers.clone(),
-            fallback_to_cpu: self.fallback_to_cpu,
-            max_sessions: self.max_sessions_per_graph.unwrap_or(defaults.max_sessions),
-            memory_arena: self.memory_arena,
-            intra_op_spinning: self.intra_op_spinning,
-        }
-    }
-}
 
 /// Returns memory freed while loading (file buffers, initializers replaced by prepacked
 /// weights: hundreds of MB for a base-size model) to the system. glibc keeps freed heap
 /// memory in its arenas, so without this the process stays at about twice the graphs'
-/// size after opening a package, against DESIGN.md's bound of 1.5×.
+/// size after opening a package, against the design's bound of 1.5× (`docs/design.md`).
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages of glibc's heap to the kernel; it has
@@ -151,44 +65,27 @@ impl Model {
     /// creates one session per graph, checking each graph's inputs and outputs. Checksums
     /// and sessions are done in parallel.
     pub fn open(package_dir: impl AsRef<Path>, options: &RuntimeOptions) -> Result<Self> {
-        let package = Package::open_in(package_dir.as_ref(), false, options.precision)?;
+        let package = Package::open_unverified(package_dir.as_ref(), options.package.precision)?;
         let manifest = package.manifest();
         let tokenizer = TextTokenizer::from_file(&package.tokenizer_path(), &manifest.text)?;
         let image = ImagePreprocessor::new(&manifest.image);
         let runtime = onnxruntime::load(options.onnxruntime_library.as_deref())?;
         let config = options.session_config();
-
-        let contracts = [
-            (
-                GraphKind::Vision,
-                GraphContract {
-                    inputs: vec![names::PIXEL_VALUES.into()],
-                    outputs: vec![names::IMAGE_FEATURES.into()],
-                },
-            ),
-            (
-                GraphKind::Text,
-                GraphContract {
-                    inputs: manifest.text.inputs.clone(),
-                    outputs: vec![names::TEXT_FEATURES.into()],
-                },
-            ),
-            (
-                GraphKind::Projection,
-                GraphContract {
-                    inputs: vec![names::IMAGE_FEATURES.into(), names::TEXT_FEATURES.into()],
-                    outputs: vec![names::IMAGE_EMBEDS.into(), names::TEXT_EMBEDS.into()],
-                },
-            ),
-        ];
+        let contracts = GraphKind::ALL.map(|kind| {
+            let contract = GraphContract {
+                inputs: kind.inputs(manifest),
+                outputs: kind.outputs().iter().map(|&o| o.to_owned()).collect(),
+            };
+            (kind, contract)
+        });
         // Sessions are created one after another: in parallel they were not faster here
         // (loading is bound by memory bandwidth) and their transient buffers (file bytes,
         // parsed initializers, prepacked weights) added up to a peak near twice the
         // graphs' size. Checksums are verified meanwhile on another thread.
         let (checksums, pools) = std::thread::scope(|scope| {
-            let checksums = options.verify_checksums.then(|| {
+            let checksums = options.package.verify_checksums.then(|| {
                 scope.spawn(|| {
-                    package.verify_checksums_cached(options.checksum_cache_dir.as_deref())
+                    package.verify_checksums(options.package.checksum_cache_dir.as_deref())
                 })
             });
             let pools: Vec<Result<SessionPool>> = contracts
@@ -270,30 +167,77 @@ impl Model {
         &self.image_options
     }
 
-    /// Reads image files and preprocesses them into `pixel_values`, in parallel (one
-    /// image per task on [`ImageOptions::threads`] threads), with this model's image
-    /// options. Failed files are reported in `outcomes` and left out of `pixel_values`.
-    /// Memory grows with `paths.len()`: pass a batch at a time.
-    pub fn load_and_preprocess<P: AsRef<Path> + Sync>(&self, paths: &[P]) -> PreprocessedFiles {
-        self.image.preprocess_files(paths, &self.image_options)
+    /// Streams image files through the decoding pool (see the `pipeline` module docs):
+    /// `consume` gets each run of [`RuntimeOptions::batch_size`] consecutive inputs as
+    /// one [`ImageBatch`] (its good images' `pixel_values` and its failed inputs), in
+    /// input order, while [`ImageOptions::threads`] threads decode the next ones. Memory
+    /// is bounded: decoders wait when they are a batch ahead. A bad file fails only its
+    /// item; an error from `consume` stops the stream and is returned.
+    ///
+    /// ```no_run
+    /// # fn main() -> vtde_runtime::Result<()> {
+    /// use vtde_runtime::{Model, RuntimeOptions};
+    ///
+    /// let model = Model::open("package", &RuntimeOptions::default())?;
+    /// let files = vec![std::path::PathBuf::from("a.jpg"), "b.png".into()];
+    /// model.stream_image_files(&files, |batch| {
+    ///     let embeddings = model.embed_pixel_values(batch.pixel_values())?;
+    ///     for (&input, row) in batch.items.iter().zip(embeddings.rows()) {
+    ///         println!("{}: {} values", files[input].display(), row.len());
+    ///     }
+    ///     for (input, error) in &batch.failures {
+    ///         eprintln!("{}: {error}", files[*input].display());
+    ///     }
+    ///     Ok::<(), vtde_runtime::Error>(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stream_image_files<S, E>(
+        &self,
+        sources: &[S],
+        consume: impl FnMut(ImageBatch) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E>
+    where
+        S: ImageSource,
+        E: From<Error>,
+    {
+        self.image
+            .stream_files(sources, &self.image_options, self.batch_size, consume)
     }
 
-    /// Image files → L2-normalized embeddings, [`RuntimeOptions::batch_size`] files at a
-    /// time (decoded in parallel, then embedded). A file that cannot be read, decoded or
-    /// preprocessed is reported in `outcomes` and skipped; inference errors fail the call.
-    pub fn embed_image_files<P: AsRef<Path> + Sync>(
-        &self,
-        paths: &[P],
-    ) -> Result<ImageFileEmbeddings> {
+    /// Image files → L2-normalized embeddings, through [`Model::stream_image_files`]. A
+    /// file that cannot be read, decoded or preprocessed is reported in `outcomes` and
+    /// skipped; inference errors fail the call. The embeddings of all files are collected
+    /// in memory: for large folders, stream them instead.
+    pub fn embed_image_files<S: ImageSource>(&self, paths: &[S]) -> Result<ImageFileEmbeddings> {
         let mut parts = Vec::new();
-        let mut outcomes = Vec::with_capacity(paths.len());
+        let mut outcomes: Vec<Option<Result<usize>>> = (0..paths.len()).map(|_| None).collect();
         let mut rows = 0;
-        for chunk in paths.chunks(self.batch_size) {
-            let batch = self.load_and_preprocess(chunk);
-            parts.push(self.embed_pixel_values(batch.pixel_values.view())?);
-            outcomes.extend(batch.outcomes.into_iter().map(|o| o.map(|row| row + rows)));
-            rows += parts.last().map_or(0, |p| p.nrows());
-        }
+        self.stream_image_files(paths, |batch| {
+            let embeddings = self.embed_pixel_values(batch.pixel_values())?;
+            for &input in &batch.items {
+                outcomes[input] = Some(Ok(rows));
+                rows += 1;
+            }
+            for (input, error) in batch.failures {
+                outcomes[input] = Some(Err(error));
+            }
+            parts.push(embeddings);
+            Ok::<(), Error>(())
+        })?;
+        let outcomes = outcomes
+            .into_iter()
+            .zip(paths)
+            .map(|(outcome, source)| {
+                outcome.unwrap_or_else(|| {
+                    Err(Error::ImageUnavailable {
+                        path: source.path().to_path_buf(),
+                        message: "the image was not processed".into(),
+                    })
+                })
+            })
+            .collect();
         Ok(ImageFileEmbeddings {
             embeddings: stack_rows(parts, self.manifest().projection_dim)?,
             outcomes,
@@ -573,11 +517,6 @@ pub struct ImageFileEmbeddings {
     pub outcomes: Vec<Result<usize>>,
 }
 
-/// Loads an image file; see [`crate::preprocess::image::load_image`].
-pub fn load_image(path: &Path) -> Result<DynamicImage> {
-    crate::preprocess::image::load_image(path)
-}
-
 fn tensor<'a, T, D>(graph: GraphKind, array: &'a CowArray<'a, T, D>) -> Result<TensorRef<'a, T>>
 where
     T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static,
@@ -644,14 +583,5 @@ mod tests {
     fn model_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Model>();
-    }
-
-    #[test]
-    fn default_options() {
-        let o = RuntimeOptions::default();
-        assert!(o.verify_checksums);
-        assert!(o.fallback_to_cpu);
-        assert_eq!(o.batch_size, 32);
-        assert_eq!(o.session_config().max_sessions, 2);
     }
 }

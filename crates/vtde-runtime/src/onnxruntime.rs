@@ -42,20 +42,19 @@ use crate::error::{Error, LibraryAttempt, Result, ORT_FIX_HINT};
 pub const ONNXRUNTIME_VERSION: &str = "1.31.1";
 
 /// A loaded ONNX Runtime: the library's path and the process-wide environment.
-pub struct OnnxRuntime {
+pub(crate) struct OnnxRuntime {
     path: PathBuf,
     environment: ort::environment::Environment,
 }
 
 impl OnnxRuntime {
     /// The library file that was loaded.
-    pub fn library_path(&self) -> &Path {
+    pub(crate) fn library_path(&self) -> &Path {
         &self.path
     }
 
-    /// The process-wide `ort` environment, for callers that create their own `ort`
-    /// sessions beside the runtime's (only one environment may exist per process).
-    pub fn environment(&self) -> &ort::environment::Environment {
+    /// The process-wide `ort` environment, in which every session is created.
+    pub(crate) fn environment(&self) -> &ort::environment::Environment {
         &self.environment
     }
 }
@@ -96,7 +95,7 @@ struct Candidate {
 /// `explicit` is [`RuntimeOptions::onnxruntime_library`](crate::RuntimeOptions): a
 /// library file or a folder holding one. See the module documentation for the search
 /// order and for what a second call does.
-pub fn load(explicit: Option<&Path>) -> Result<&'static OnnxRuntime> {
+pub(crate) fn load(explicit: Option<&Path>) -> Result<&'static OnnxRuntime> {
     if let Some(rt) = RUNTIME.get() {
         return check_same(rt, explicit);
     }
@@ -147,9 +146,19 @@ pub fn load(explicit: Option<&Path>) -> Result<&'static OnnxRuntime> {
     })
 }
 
-/// The runtime loaded so far, if any.
-pub fn loaded() -> Option<&'static OnnxRuntime> {
-    RUNTIME.get()
+/// Loads ONNX Runtime, once per process, and returns the library file in use.
+///
+/// `library` is a library file or a folder holding one; `None` searches as
+/// [`RuntimeOptions::onnxruntime_library`](crate::RuntimeOptions::onnxruntime_library)
+/// documents. [`Model::open`](crate::Model::open) does this itself: call it first only
+/// to report, or fail on, a missing library early.
+pub fn load_onnxruntime(library: Option<&Path>) -> Result<&'static Path> {
+    load(library).map(OnnxRuntime::library_path)
+}
+
+/// The ONNX Runtime library loaded in this process so far, if any.
+pub fn loaded_onnxruntime() -> Option<&'static Path> {
+    RUNTIME.get().map(OnnxRuntime::library_path)
 }
 
 fn check_same(rt: &'static OnnxRuntime, explicit: Option<&Path>) -> Result<&'static OnnxRuntime> {

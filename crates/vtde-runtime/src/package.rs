@@ -1,24 +1,73 @@
 //! Opening a model package directory and checking it before anything runs.
 //!
-//! [`Package::open`] reads `vtde.json`, refuses a manifest from a newer format version
-//! (checked before the strict schema, so that a newer manifest with new fields gets the
-//! "upgrade" message rather than a schema error), checks that the manifest's values make
-//! sense, and checks every file it names: each graph exists and has the sha256 the
-//! manifest records, and the tokenizer file exists (the manifest has no hash for it yet;
-//! it is parsed when the model opens). Each problem becomes its own [`Error`] variant
-//! naming the file.
+//! [`Package::open`] reads `vtde.json` with the contract's own reader
+//! ([`vtde_package::read_manifest`]: a newer format version is refused before the strict
+//! schema, then the values are checked), and checks every file it names: each graph of
+//! the precision in use exists and has the sha256 the manifest records, and the
+//! tokenizer file exists (the manifest has no hash for it yet; it is parsed when the
+//! model opens). Each problem becomes its own [`Error`] variant naming the file.
 
-use std::fs::File;
-use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
+use vtde_package::manifest::{GraphFile, GraphFiles, MANIFEST_FILE};
+use vtde_package::{sha256_file, GraphKind, Manifest, Precision};
 
 use crate::checksum_cache;
-use crate::error::{Error, GraphKind, Result};
-use crate::manifest::{
-    self, GraphFile, GraphFiles, Manifest, Precision, ResizeRule, FORMAT_VERSION, MANIFEST_FILE,
-};
+use crate::error::{Error, Result};
+
+/// How a [`Package`] is opened.
+///
+/// ```
+/// use vtde_runtime::{PackageOptions, Precision};
+///
+/// let options = PackageOptions::default().with_precision(Precision::Int8);
+/// assert!(options.verify_checksums);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PackageOptions {
+    /// Precision of the vision and text graphs to run (default fp32). Other precisions
+    /// need the package to carry that variant (`vtde export --quantize int8` for the
+    /// CPU, `--precision fp16` for GPUs).
+    pub precision: Precision,
+    /// Check each graph's sha256 against the manifest when opening (default true).
+    pub verify_checksums: bool,
+    /// Where verified graphs are remembered, so that an unchanged package is not hashed
+    /// again on the next open (see the checksum cache in `docs/package-format.md`).
+    /// Default: `$VTDE_CACHE_DIR`, else `$XDG_CACHE_HOME/vtde`, else `~/.cache/vtde`;
+    /// `None` hashes on every open.
+    pub checksum_cache_dir: Option<PathBuf>,
+}
+
+impl Default for PackageOptions {
+    fn default() -> Self {
+        PackageOptions {
+            precision: Precision::Fp32,
+            verify_checksums: true,
+            checksum_cache_dir: checksum_cache::default_dir(),
+        }
+    }
+}
+
+impl PackageOptions {
+    /// Sets [`PackageOptions::precision`].
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// Sets [`PackageOptions::verify_checksums`].
+    pub fn with_checksum_verification(mut self, verify: bool) -> Self {
+        self.verify_checksums = verify;
+        self
+    }
+
+    /// Sets [`PackageOptions::checksum_cache_dir`].
+    pub fn with_checksum_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.checksum_cache_dir = dir;
+        self
+    }
+}
 
 /// A package directory whose manifest has been read and whose files have been checked.
 #[derive(Debug, Clone)]
@@ -30,30 +79,22 @@ pub struct Package {
 }
 
 impl Package {
-    /// Opens the package in `dir` and verifies every graph's sha256.
-    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with(dir, true)
+    /// Opens the package in `dir` to run its vision and text graphs in
+    /// `options.precision` (the package must have that variant), checks that every file
+    /// in use exists, and verifies their sha256 unless `options.verify_checksums` is off.
+    pub fn open(dir: impl AsRef<Path>, options: &PackageOptions) -> Result<Self> {
+        let package = Self::open_unverified(dir.as_ref(), options.precision)?;
+        if options.verify_checksums {
+            package.verify_checksums(options.checksum_cache_dir.as_deref())?;
+        }
+        Ok(package)
     }
 
-    /// Opens the package in `dir`; verifies the graphs' sha256 only if `verify_checksums`.
-    /// File existence is always checked.
-    pub fn open_with(dir: impl AsRef<Path>, verify_checksums: bool) -> Result<Self> {
-        Self::open_in(dir, verify_checksums, Precision::Fp32)
-    }
-
-    /// Opens the package in `dir` to run its vision and text graphs in `precision` (the
-    /// package must have that variant); verifies the sha256 of the graphs in use only if
-    /// `verify_checksums`.
-    pub fn open_in(
-        dir: impl AsRef<Path>,
-        verify_checksums: bool,
-        precision: Precision,
-    ) -> Result<Self> {
-        let dir = dir.as_ref().to_path_buf();
-        let manifest_path = dir.join(MANIFEST_FILE);
-        let bytes = std::fs::read(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
-        let manifest = parse_manifest(&manifest_path, &bytes)?;
-        validate_manifest(&manifest_path, &manifest)?;
+    /// [`Package::open`] without the checksums, which [`crate::Model::open`] verifies
+    /// while it creates the sessions.
+    pub(crate) fn open_unverified(dir: &Path, precision: Precision) -> Result<Self> {
+        let dir = dir.to_path_buf();
+        let manifest = vtde_package::read_manifest(&dir.join(MANIFEST_FILE))?;
         let package = Package {
             dir,
             manifest,
@@ -84,9 +125,6 @@ impl Package {
                 ));
             }
         }
-        if verify_checksums {
-            package.verify_checksums()?;
-        }
         Ok(package)
     }
 
@@ -102,11 +140,7 @@ impl Package {
 
     /// The manifest entry of a graph.
     pub fn graph(&self, kind: GraphKind) -> &GraphFile {
-        match kind {
-            GraphKind::Vision => &self.manifest.graphs.vision,
-            GraphKind::Text => &self.manifest.graphs.text,
-            GraphKind::Projection => &self.manifest.graphs.projection,
-        }
+        self.manifest.graphs.get(kind)
     }
 
     /// The precision of the vision and text graphs in use.
@@ -122,7 +156,7 @@ impl Package {
             GraphKind::Projection => graph.precision,
             GraphKind::Vision | GraphKind::Text => self.precision,
         };
-        // `open_in` checked that the variant exists.
+        // `open_unverified` checked that the variant exists.
         graph.in_precision(precision).unwrap_or(GraphFiles {
             file: &graph.file,
             sha256: &graph.sha256,
@@ -161,16 +195,11 @@ impl Package {
         self.dir.join(&self.manifest.text.tokenizer)
     }
 
-    /// Hashes the three graphs, in parallel (hashing is I/O- and CPU-bound, and a large
-    /// package should still open quickly), and compares with the manifest.
-    pub fn verify_checksums(&self) -> Result<()> {
-        self.verify_checksums_cached(None)
-    }
-
-    /// As [`Package::verify_checksums`], but skips the graphs that `cache_dir` records
-    /// as verified and unchanged since, and records the ones it hashes (see
-    /// [`crate::checksum_cache`]).
-    pub fn verify_checksums_cached(&self, cache_dir: Option<&Path>) -> Result<()> {
+    /// Hashes the files of the graphs in use, in parallel (hashing is I/O- and CPU-bound,
+    /// and a large package should still open quickly), and compares with the manifest.
+    /// Files that `cache_dir` records as verified and unchanged since are skipped, and
+    /// the ones hashed are recorded there.
+    pub fn verify_checksums(&self, cache_dir: Option<&Path>) -> Result<()> {
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
             let handles: Vec<_> = self
                 .files_in_use()
@@ -216,211 +245,27 @@ impl Package {
     }
 }
 
-/// The lowercase hex sha256 of a file, read in 1 MiB blocks.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
-/// Parses `vtde.json`: the format version first, then the strict schema.
-pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest> {
-    let invalid = |message: String| Error::InvalidManifest {
-        path: path.to_path_buf(),
-        message,
-    };
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
-    let version = value
-        .get("format_version")
-        .ok_or_else(|| invalid("missing field `format_version`".into()))?;
-    let version = version.as_u64().ok_or_else(|| {
-        invalid(format!(
-            "`format_version` must be a positive integer, got {version}"
-        ))
-    })?;
-    if version > u64::from(FORMAT_VERSION) {
-        return Err(Error::UnsupportedFormatVersion {
-            path: path.to_path_buf(),
-            found: version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    if version == 0 {
-        return Err(invalid(
-            "`format_version` 0 does not exist; versions start at 1".into(),
-        ));
-    }
-    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
-}
-
-/// Checks the manifest's values beyond what serde's schema checks: everything the
-/// runtime would otherwise have to trust blindly (sizes, file names, input names).
-pub fn validate_manifest(path: &Path, m: &Manifest) -> Result<()> {
-    let invalid = |message: String| {
-        Err(Error::InvalidManifest {
-            path: path.to_path_buf(),
-            message,
-        })
-    };
-    let files = [
-        ("graphs.vision.file", &m.graphs.vision.file),
-        ("graphs.text.file", &m.graphs.text.file),
-        ("graphs.projection.file", &m.graphs.projection.file),
-        ("text.tokenizer", &m.text.tokenizer),
-    ];
-    for (field, file) in files {
-        if !is_plain_relative(file) {
-            return invalid(format!(
-                "`{field}` must be a relative path inside the package, got {file:?}"
-            ));
-        }
-    }
-    for (field, g) in [
-        ("vision", &m.graphs.vision),
-        ("text", &m.graphs.text),
-        ("projection", &m.graphs.projection),
-    ] {
-        if g.sha256.len() != 64 || !g.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return invalid(format!(
-                "`graphs.{field}.sha256` must be 64 hex digits, got {:?}",
-                g.sha256
-            ));
-        }
-        if g.output_dim == 0 {
-            return invalid(format!("`graphs.{field}.output_dim` must be positive"));
-        }
-        if g.precision != Precision::Fp32 {
-            return invalid(format!(
-                "`graphs.{field}.precision` must be fp32 (variants hold the others)"
-            ));
-        }
-        let weights = std::iter::once((g.precision, g.weights.as_ref()))
-            .chain(g.variants.iter().map(|v| (v.precision, v.weights.as_ref())));
-        for (precision, w) in weights {
-            if let Some(w) = w {
-                let what = format!("the {precision} weights file of `graphs.{field}`");
-                check_file_entry(&what, &w.file, &w.sha256).or_else(invalid)?;
-            }
-        }
-        for v in &g.variants {
-            let what = format!("the {} variant of `graphs.{field}`", v.precision);
-            check_file_entry(&what, &v.file, &v.sha256).or_else(invalid)?;
-        }
-    }
-    if m.graphs.projection.output_dim != m.projection_dim {
-        return invalid(format!(
-            "`graphs.projection.output_dim` ({}) differs from `projection_dim` ({})",
-            m.graphs.projection.output_dim, m.projection_dim
-        ));
-    }
-    if !m.logit_scale.is_finite() {
-        return invalid(format!(
-            "`logit_scale` must be finite, got {}",
-            m.logit_scale
-        ));
-    }
-    let img = &m.image;
-    if img.height == 0 || img.width == 0 {
-        return invalid(format!(
-            "`image.height` and `image.width` must be positive, got {}x{}",
-            img.height, img.width
-        ));
-    }
-    if let Some(resize) = &img.resize {
-        match resize.rule {
-            ResizeRule::Exact { height, width } if height == 0 || width == 0 => {
-                return invalid("`image.resize` size must be positive".into());
-            }
-            ResizeRule::ShortestEdge { shortest_edge: 0 } => {
-                return invalid("`image.resize.shortest_edge` must be positive".into());
-            }
-            _ => {}
-        }
-    }
-    let final_size = match (&img.center_crop, &img.resize) {
-        (Some(crop), _) => Some((crop.height, crop.width)),
-        (None, Some(r)) => match r.rule {
-            ResizeRule::Exact { height, width } => Some((height, width)),
-            ResizeRule::ShortestEdge { .. } => None,
-        },
-        (None, None) => None,
-    };
-    if let Some((h, w)) = final_size {
-        if (h, w) != (img.height, img.width) {
-            return invalid(format!(
-                "preprocessing yields {h}x{w} images but `image.height`x`image.width` is {}x{}",
-                img.height, img.width
-            ));
-        }
-    }
-    if let Some(f) = img.rescale_factor {
-        if !f.is_finite() {
-            return invalid(format!("`image.rescale_factor` must be finite, got {f}"));
-        }
-    }
-    if let Some(n) = &img.normalize {
-        if n.mean.iter().chain(&n.std).any(|v| !v.is_finite()) || n.std.contains(&0.0) {
-            return invalid(format!(
-                "`image.normalize` needs finite mean and non-zero finite std, got {n:?}"
-            ));
-        }
-    }
-    let text = &m.text;
-    if text.max_length == 0 {
-        return invalid("`text.max_length` must be positive".into());
-    }
-    let inputs: Vec<&str> = text.inputs.iter().map(String::as_str).collect();
-    let two = [manifest::names::INPUT_IDS, manifest::names::ATTENTION_MASK];
-    let three = [
-        manifest::names::INPUT_IDS,
-        manifest::names::ATTENTION_MASK,
-        manifest::names::TOKEN_TYPE_IDS,
-    ];
-    if inputs != two && inputs != three {
-        return invalid(format!(
-            "`text.inputs` must be {two:?} or {three:?}, got {inputs:?}"
-        ));
-    }
-    Ok(())
-}
-
-/// True for a non-empty relative path made only of normal components (no `..`, no root).
-/// Checks a file entry of the manifest (`what` names it in the message): a relative path
-/// inside the package and a sha256 of 64 hex digits.
-fn check_file_entry(what: &str, file: &str, sha256: &str) -> std::result::Result<(), String> {
-    if !is_plain_relative(file) {
-        return Err(format!(
-            "{what} must be a relative path inside the package, got {file:?}"
-        ));
-    }
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "{what} needs a sha256 of 64 hex digits, got {sha256:?}"
-        ));
-    }
-    Ok(())
-}
-
-fn is_plain_relative(file: &str) -> bool {
-    let p = Path::new(file);
-    !file.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::manifest::*;
+    use sha2::{Digest, Sha256};
+    use vtde_package::manifest::*;
+
+    /// Opens with verification (and no checksum cache, so that every open hashes).
+    fn open(dir: &Path) -> Result<Package> {
+        Package::open(
+            dir,
+            &PackageOptions::default().with_checksum_cache_dir(None),
+        )
+    }
+
+    /// Opens without verifying checksums.
+    fn open_unhashed(dir: &Path) -> Result<Package> {
+        Package::open(
+            dir,
+            &PackageOptions::default().with_checksum_verification(false),
+        )
+    }
 
     /// A manifest whose graphs and tokenizer are the given files (hashes filled in by
     /// [`write_package`]).
@@ -511,7 +356,7 @@ pub(crate) mod tests {
     fn opens_a_good_package() {
         let dir = tempfile::tempdir().unwrap();
         write_package(dir.path(), sample_manifest(), FILES);
-        let p = Package::open(dir.path()).unwrap();
+        let p = open(dir.path()).unwrap();
         assert_eq!(p.manifest().projection_dim, 4);
         assert_eq!(p.graph_path(GraphKind::Text), dir.path().join("text.onnx"));
     }
@@ -519,9 +364,9 @@ pub(crate) mod tests {
     #[test]
     fn missing_manifest() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Package::open(dir.path()).unwrap_err();
+        let err = open(dir.path()).unwrap_err();
         assert!(
-            matches!(err, Error::Io { ref path, .. } if path.ends_with("vtde.json")),
+            matches!(err, Error::Package(vtde_package::Error::Io { ref path, .. }) if path.ends_with("vtde.json")),
             "{err}"
         );
     }
@@ -531,7 +376,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_package(dir.path(), sample_manifest(), FILES);
         std::fs::remove_file(dir.path().join("text.onnx")).unwrap();
-        let err = Package::open(dir.path()).unwrap_err();
+        let err = open(dir.path()).unwrap_err();
         assert!(
             matches!(err, Error::Io { ref path, .. } if path.ends_with("text.onnx")),
             "{err}"
@@ -544,7 +389,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_package(dir.path(), sample_manifest(), FILES);
         std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
-        let err = Package::open(dir.path()).unwrap_err();
+        let err = open(dir.path()).unwrap_err();
         assert!(err.to_string().contains("tokenizer.json"), "{err}");
     }
 
@@ -552,8 +397,14 @@ pub(crate) mod tests {
     fn bad_json() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(MANIFEST_FILE), b"{ not json").unwrap();
-        let err = Package::open(dir.path()).unwrap_err();
-        assert!(matches!(err, Error::InvalidManifest { .. }), "{err}");
+        let err = open(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Package(vtde_package::Error::InvalidManifest { .. })
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("vtde.json"));
     }
 
@@ -563,7 +414,7 @@ pub(crate) mod tests {
         let mut v = serde_json::to_value(sample_manifest()).unwrap();
         v.as_object_mut().unwrap().remove("logit_scale");
         std::fs::write(dir.path().join(MANIFEST_FILE), v.to_string()).unwrap();
-        let err = Package::open(dir.path()).unwrap_err();
+        let err = open(dir.path()).unwrap_err();
         assert!(err.to_string().contains("logit_scale"), "{err}");
     }
 
@@ -574,9 +425,9 @@ pub(crate) mod tests {
         v["format_version"] = serde_json::json!(FORMAT_VERSION + 1);
         v["some_future_field"] = serde_json::json!(true);
         std::fs::write(dir.path().join(MANIFEST_FILE), v.to_string()).unwrap();
-        let err = Package::open(dir.path()).unwrap_err();
+        let err = open(dir.path()).unwrap_err();
         assert!(
-            matches!(err, Error::UnsupportedFormatVersion { found, .. } if found == u64::from(FORMAT_VERSION) + 1),
+            matches!(err, Error::Package(vtde_package::Error::UnsupportedFormatVersion { found, .. }) if found == u64::from(FORMAT_VERSION) + 1),
             "{err}"
         );
     }
@@ -586,7 +437,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_package(dir.path(), sample_manifest(), FILES);
         std::fs::write(dir.path().join("vision.onnx"), b"tampered").unwrap();
-        let err = Package::open(dir.path()).unwrap_err();
+        let err = open(dir.path()).unwrap_err();
         match &err {
             Error::ChecksumMismatch {
                 path,
@@ -600,13 +451,13 @@ pub(crate) mod tests {
             other => panic!("unexpected {other}"),
         }
         // Without verification the package opens.
-        Package::open_with(dir.path(), false).unwrap();
+        open_unhashed(dir.path()).unwrap();
     }
 
     /// A manifest whose text graph keeps its weights in `text.onnx.data`.
     fn manifest_with_text_weights(weights: &[u8]) -> Manifest {
         let mut m = sample_manifest();
-        m.graphs.text.weights = Some(crate::manifest::WeightsFile {
+        m.graphs.text.weights = Some(WeightsFile {
             file: "text.onnx.data".into(),
             sha256: hex::encode(Sha256::digest(weights)),
         });
@@ -618,7 +469,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_package(dir.path(), manifest_with_text_weights(b"weights"), FILES);
         std::fs::write(dir.path().join("text.onnx.data"), b"weights").unwrap();
-        let p = Package::open(dir.path()).unwrap();
+        let p = open(dir.path()).unwrap();
         assert_eq!(
             p.weights_path(GraphKind::Text),
             Some(dir.path().join("text.onnx.data"))
@@ -626,13 +477,13 @@ pub(crate) mod tests {
         assert_eq!(p.weights_path(GraphKind::Vision), None);
 
         std::fs::write(dir.path().join("text.onnx.data"), b"tampered").unwrap();
-        match Package::open(dir.path()).unwrap_err() {
+        match open(dir.path()).unwrap_err() {
             Error::ChecksumMismatch { path, .. } => assert!(path.ends_with("text.onnx.data")),
             other => panic!("unexpected {other}"),
         }
 
         std::fs::remove_file(dir.path().join("text.onnx.data")).unwrap();
-        match Package::open_with(dir.path(), false).unwrap_err() {
+        match open_unhashed(dir.path()).unwrap_err() {
             Error::Io { path, .. } => assert!(path.ends_with("text.onnx.data")),
             other => panic!("unexpected {other}"),
         }
@@ -646,9 +497,9 @@ pub(crate) mod tests {
             w.file = "/etc/passwd".into();
         }
         write_package(dir.path(), m, FILES);
-        let err = Package::open(dir.path()).unwrap_err();
+        let err = open(dir.path()).unwrap_err();
         assert!(
-            matches!(&err, Error::InvalidManifest { message, .. } if message.contains("weights file")),
+            matches!(&err, Error::Package(vtde_package::Error::InvalidManifest { message, .. }) if message.contains("weights file")),
             "{err}"
         );
     }
@@ -659,8 +510,14 @@ pub(crate) mod tests {
         let mut m = sample_manifest();
         m.graphs.text.file = "../text.onnx".into();
         write_package(dir.path(), m, FILES);
-        let err = Package::open(dir.path()).unwrap_err();
-        assert!(matches!(err, Error::InvalidManifest { .. }), "{err}");
+        let err = open(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Package(vtde_package::Error::InvalidManifest { .. })
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -669,7 +526,7 @@ pub(crate) mod tests {
         let mut m = sample_manifest();
         m.text.inputs = vec!["input_ids".into()];
         write_package(dir.path(), m, FILES);
-        let err = Package::open(dir.path()).unwrap_err();
+        let err = open(dir.path()).unwrap_err();
         assert!(err.to_string().contains("text.inputs"), "{err}");
     }
 
@@ -679,7 +536,13 @@ pub(crate) mod tests {
         let mut m = sample_manifest();
         m.image.height = 9;
         write_package(dir.path(), m, FILES);
-        let err = Package::open(dir.path()).unwrap_err();
-        assert!(matches!(err, Error::InvalidManifest { .. }), "{err}");
+        let err = open(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Package(vtde_package::Error::InvalidManifest { .. })
+            ),
+            "{err}"
+        );
     }
 }

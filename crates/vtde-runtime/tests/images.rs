@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use image_fixtures as fx;
 use ndarray::{Array3, Axis};
 use vtde_runtime::manifest::ImagePreprocess;
-use vtde_runtime::preprocess::to_rgb8;
-use vtde_runtime::{decode_image_bytes, read_image, Error, ImageOptions, ImagePreprocessor};
+use vtde_runtime::{decode_image, read_image, to_rgb8, Error, ImageOptions, ImagePreprocessor};
 
 const MAX_LEVELS: f32 = 1.0;
 const MEAN_LEVELS: f32 = 0.02;
@@ -135,10 +134,7 @@ fn every_filter_and_odd_size_gives_transformers_pixel_values() {
 #[test]
 fn exif_orientation_is_ignored_by_default_and_applied_on_request() {
     let cases = fx::cases();
-    let apply = ImageOptions {
-        apply_exif_orientation: true,
-        ..ImageOptions::default()
-    };
+    let apply = ImageOptions::default().with_exif_orientation(true);
     let oriented: Vec<_> = cases
         .decode
         .iter()
@@ -179,10 +175,7 @@ fn exif_orientation_reaches_the_pixel_values() {
         .iter()
         .find(|c| c.file == "exif_6.jpg")
         .expect("fixture");
-    let apply = ImageOptions {
-        apply_exif_orientation: true,
-        ..ImageOptions::default()
-    };
+    let apply = ImageOptions::default().with_exif_orientation(true);
     let ours = pixel_values(&p, &fx::file(&case.file), &apply);
     let upright = vtde_runtime::image::DynamicImage::ImageRgb8(fx::recorded_rgb(
         case.rgb_exif.as_deref().expect("recorded"),
@@ -199,10 +192,7 @@ fn exif_orientation_reaches_the_pixel_values() {
 fn pixel_limit_is_checked_before_decoding_and_configurable() {
     let dir = tempfile::tempdir().unwrap();
     // A real 71x53 JPEG is refused under a 1000-pixel limit, with the numbers.
-    let tight = ImageOptions {
-        max_pixels: 1000,
-        ..ImageOptions::default()
-    };
+    let tight = ImageOptions::default().with_max_pixels(1000);
     for name in [
         "jpeg_420.jpg",
         "png_rgb8.png",
@@ -235,7 +225,7 @@ fn pixel_limit_is_checked_before_decoding_and_configurable() {
         Ok(image) => panic!("decoded a {}x{} image", image.width(), image.height()),
     }
     // ... and so does the default limit itself.
-    const { assert!(vtde_runtime::preprocess::DEFAULT_MAX_PIXELS >= 100_000_000) };
+    const { assert!(vtde_runtime::DEFAULT_MAX_PIXELS >= 100_000_000) };
 }
 
 #[test]
@@ -254,39 +244,50 @@ fn parallel_batch_matches_one_at_a_time_and_reports_failures_in_place() {
     paths.insert(3, bad.clone());
     paths.push(dir.path().join("missing.png"));
     for threads in [1, 2, 5] {
-        let options = ImageOptions {
-            threads: Some(threads),
-            ..ImageOptions::default()
-        };
-        let batch = p.preprocess_files(&paths, &options);
-        assert_eq!(batch.outcomes.len(), paths.len());
-        assert_eq!(batch.succeeded(), paths.len() - 2);
-        for (path, outcome) in paths.iter().zip(&batch.outcomes) {
-            match outcome {
-                Ok(row) => {
-                    let one = pixel_values(&p, path, &ImageOptions::default());
-                    assert_eq!(batch.pixel_values.index_axis(Axis(0), *row), one);
-                }
-                Err(e) => {
-                    assert!(path == &bad || !path.exists(), "{e}");
-                    assert!(e.to_string().contains(&*path.to_string_lossy()), "{e}");
-                }
+        let options = ImageOptions::default().with_decode_threads(threads);
+        // Batches of 4: the failures land in different batches.
+        let mut batches = Vec::new();
+        p.stream_files(&paths, &options, 4, |batch| {
+            batches.push(batch);
+            Ok::<(), vtde_runtime::Error>(())
+        })
+        .unwrap();
+        assert_eq!(batches.len(), paths.len().div_ceil(4));
+        let mut seen = Vec::new();
+        for (b, batch) in batches.iter().enumerate() {
+            let pixels = batch.pixel_values();
+            assert_eq!(pixels.len_of(Axis(0)), batch.items.len());
+            for (row, &i) in batch.items.iter().enumerate() {
+                let one = pixel_values(&p, &paths[i], &ImageOptions::default());
+                assert_eq!(pixels.index_axis(Axis(0), row), one);
+                seen.push(i);
             }
+            for (i, e) in &batch.failures {
+                let path = &paths[*i];
+                assert!(path == &bad || !path.exists(), "{e}");
+                assert!(e.to_string().contains(&*path.to_string_lossy()), "{e}");
+                seen.push(*i);
+            }
+            // Each batch holds exactly its run of consecutive inputs, each once.
+            assert!(batch
+                .items
+                .iter()
+                .chain(batch.failures.iter().map(|(i, _)| i))
+                .all(|&i| i / 4 == b));
         }
-        // Rows are compacted in input order.
-        let rows: Vec<usize> = batch
-            .outcomes
-            .iter()
-            .filter_map(|o| o.as_ref().ok().copied())
-            .collect();
-        assert_eq!(rows, (0..batch.succeeded()).collect::<Vec<_>>());
+        seen.sort_unstable();
+        assert_eq!(seen, (0..paths.len()).collect::<Vec<_>>());
+        let failed: usize = batches.iter().map(|b| b.failures.len()).sum();
+        assert_eq!(failed, 2);
     }
     let empty: [&Path; 0] = [];
-    assert_eq!(
-        p.preprocess_files(&empty, &ImageOptions::default())
-            .succeeded(),
-        0
-    );
+    let mut calls = 0;
+    p.stream_files(&empty, &ImageOptions::default(), 4, |_| {
+        calls += 1;
+        Ok::<(), vtde_runtime::Error>(())
+    })
+    .unwrap();
+    assert_eq!(calls, 0);
 }
 
 #[test]
@@ -300,7 +301,7 @@ fn bytes_and_files_decode_alike() {
         let path = fx::file(name);
         let from_file = read_image(&path, &ImageOptions::default()).unwrap();
         let from_bytes =
-            decode_image_bytes(&std::fs::read(&path).unwrap(), &ImageOptions::default()).unwrap();
+            decode_image(&std::fs::read(&path).unwrap(), &ImageOptions::default()).unwrap();
         assert_eq!(from_file, from_bytes, "{name}");
     }
 }
@@ -545,10 +546,7 @@ fn mutated_files_never_panic() {
         state
     };
     let cases = fx::cases();
-    let options = ImageOptions {
-        max_pixels: 4_000_000,
-        ..ImageOptions::default()
-    };
+    let options = ImageOptions::default().with_max_pixels(4_000_000);
     let (mut ok, mut failed) = (0, 0);
     for case in &cases.decode {
         let original = std::fs::read(fx::file(&case.file)).unwrap();
@@ -570,7 +568,7 @@ fn mutated_files_never_panic() {
                 }
                 _ => bytes.truncate((rand() % n) as usize),
             }
-            match decode_image_bytes(&bytes, &options) {
+            match decode_image(&bytes, &options) {
                 Ok(_) => ok += 1,
                 Err(_) => failed += 1,
             }

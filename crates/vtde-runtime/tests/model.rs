@@ -202,11 +202,9 @@ fn many_threads_share_one_model() {
     }
     let dir = tempfile::tempdir().unwrap();
     write_package(dir.path(), false);
-    let options = RuntimeOptions {
-        max_sessions_per_graph: Some(3),
-        intra_op_threads: Some(1),
-        ..RuntimeOptions::default()
-    };
+    let options = RuntimeOptions::default()
+        .with_max_sessions_per_graph(3)
+        .with_threads(1);
     let model = Model::open(dir.path(), &options).unwrap();
     let images: Vec<_> = (0..5u8)
         .map(|i| constant_image([i * 40, 255 - i * 30, i]))
@@ -274,24 +272,15 @@ fn a_second_library_is_refused() {
     write_package(dir.path(), false);
     let other = dir.path().join("libonnxruntime.so");
     std::fs::write(&other, b"x").unwrap();
-    let options = RuntimeOptions {
-        onnxruntime_library: Some(other),
-        ..RuntimeOptions::default()
-    };
+    let options = RuntimeOptions::default().with_onnxruntime_library(other);
     let err = Model::open(dir.path(), &options).unwrap_err();
     assert!(
         matches!(err, Error::OnnxRuntimeAlreadyLoaded { .. }),
         "{err}"
     );
     // Naming the library that is loaded is fine.
-    let loaded = vtde_runtime::onnxruntime::loaded()
-        .unwrap()
-        .library_path()
-        .to_path_buf();
-    let options = RuntimeOptions {
-        onnxruntime_library: Some(loaded),
-        ..RuntimeOptions::default()
-    };
+    let loaded = vtde_runtime::loaded_onnxruntime().unwrap();
+    let options = RuntimeOptions::default().with_onnxruntime_library(loaded);
     Model::open(dir.path(), &options).unwrap();
 }
 
@@ -303,42 +292,13 @@ fn missing_execution_provider_feature_is_an_error() {
     }
     let dir = tempfile::tempdir().unwrap();
     write_package(dir.path(), false);
-    let options = RuntimeOptions {
-        execution_providers: vec![vtde_runtime::ExecutionProvider::Cuda { device_id: 0 }],
-        ..RuntimeOptions::default()
-    };
+    let options = RuntimeOptions::default()
+        .with_execution_providers(vec![vtde_runtime::ExecutionProvider::Cuda { device_id: 0 }]);
     let err = Model::open(dir.path(), &options).unwrap_err();
     assert!(
         matches!(err, Error::ExecutionProviderUnavailable { .. }),
         "{err}"
     );
-}
-
-/// Records an `ort` 2.0.0-rc.15 / ONNX Runtime 1.31 behaviour the runtime was designed
-/// around: zero-row tensors are accepted (here by a MatMul projection). The runtime still
-/// never feeds them (see `Model::project`).
-#[test]
-fn ort_accepts_zero_row_tensors() {
-    if !ort_available() {
-        return;
-    }
-    let rt = vtde_runtime::onnxruntime::loaded().unwrap();
-    let mut session = ort::session::Session::builder(rt.environment())
-        .unwrap()
-        .commit_from_memory(&projection_onnx())
-        .unwrap();
-    let img = Array2::<f32>::zeros((0, DV));
-    let txt = Array2::<f32>::ones((2, DT));
-    let outputs = session
-        .run(ort::inputs![
-            "image_features" => ort::value::TensorRef::from_array_view(img.view()).unwrap(),
-            "text_features" => ort::value::TensorRef::from_array_view(txt.view()).unwrap(),
-        ])
-        .unwrap();
-    let image_embeds = outputs["image_embeds"].try_extract_array::<f32>().unwrap();
-    assert_eq!(image_embeds.shape(), &[0, P]);
-    let text_embeds = outputs["text_embeds"].try_extract_array::<f32>().unwrap();
-    assert_eq!(text_embeds.shape(), &[2, P]);
 }
 
 #[test]
@@ -348,14 +308,9 @@ fn embed_image_files_skips_bad_files_and_keeps_rows_in_order() {
     }
     let dir = tempfile::tempdir().unwrap();
     write_package(dir.path(), false);
-    let options = RuntimeOptions {
-        batch_size: 2,
-        image: vtde_runtime::ImageOptions {
-            threads: Some(2),
-            ..Default::default()
-        },
-        ..RuntimeOptions::default()
-    };
+    let options = RuntimeOptions::default()
+        .with_batch_size(2)
+        .with_image_options(vtde_runtime::ImageOptions::default().with_decode_threads(2));
     let model = Model::open(dir.path(), &options).unwrap();
     let colours = [[255u8, 0, 51], [10, 200, 30], [0, 0, 0]];
     let mut paths = Vec::new();
@@ -382,15 +337,25 @@ fn embed_image_files_skips_bad_files_and_keeps_rows_in_order() {
     }
     let images: Vec<_> = colours.iter().map(|&c| constant_image(c)).collect();
     close(&out.embeddings, &model.embed_images(&images).unwrap(), 1e-6);
-    // load_and_preprocess gives the same pixel values as preprocessing the images.
-    let batch = model.load_and_preprocess(&paths[..2]);
-    assert_eq!(batch.succeeded(), 1);
+    // The streaming pipeline gives the same pixel values as preprocessing the images.
+    let mut batches = Vec::new();
+    model
+        .stream_image_files(&paths[..2], |batch| {
+            batches.push(batch);
+            Ok::<(), vtde_runtime::Error>(())
+        })
+        .unwrap();
+    assert_eq!(batches.len(), 1);
+    let batch = &batches[0];
+    assert_eq!(batch.items, [0]);
+    assert_eq!(batch.failures.len(), 1);
+    assert_eq!(batch.failures[0].0, 1);
     assert_eq!(
-        batch.pixel_values,
+        batch.pixel_values(),
         model.preprocess_images(&images[..1]).unwrap()
     );
     assert_eq!(
-        model.embed_pixel_values(batch.pixel_values.view()).unwrap(),
+        model.embed_pixel_values(batch.pixel_values()).unwrap(),
         model.embed_images(&images[..1]).unwrap()
     );
 }

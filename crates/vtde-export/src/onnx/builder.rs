@@ -19,6 +19,7 @@ pub struct Value(String);
 
 impl Value {
     /// The tensor's name in the graph.
+    #[cfg(test)]
     pub fn name(&self) -> &str {
         &self.0
     }
@@ -92,7 +93,7 @@ impl Attr {
 ///   activations quantized on the fly (`DynamicQuantizeLinear` → `MatMulInteger`, the
 ///   pattern ONNX Runtime fuses into its dynamic-quantized matmul kernel); everything else
 ///   f32.
-pub use vtde_runtime::manifest::Precision;
+pub use vtde_package::Precision;
 
 /// Builds one ONNX graph.
 #[derive(Debug)]
@@ -287,27 +288,6 @@ impl GraphBuilder {
             ..Default::default()
         });
         output
-    }
-
-    /// Adds a node with `outputs` outputs and returns them.
-    pub fn node_multi(
-        &mut self,
-        op_type: &str,
-        inputs: &[&Value],
-        attrs: Vec<Attr>,
-        outputs: usize,
-    ) -> Vec<Value> {
-        let name = self.fresh_name(op_type);
-        let outs: Vec<Value> = (0..outputs).map(|i| Value(format!("{name}:{i}"))).collect();
-        self.nodes.push(NodeProto {
-            input: inputs.iter().map(|v| v.0.clone()).collect(),
-            output: outs.iter().map(|v| v.0.clone()).collect(),
-            name,
-            op_type: op_type.to_owned(),
-            attribute: attrs.into_iter().map(|a| a.0).collect(),
-            ..Default::default()
-        });
-        outs
     }
 
     /// Finishes the graph into a model that imports [`OPSET`].

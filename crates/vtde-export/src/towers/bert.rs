@@ -11,7 +11,7 @@
 //!
 //! The graph maps the token inputs to the pooled output (`text_outputs[1]`).
 
-use vtde_runtime::manifest::names;
+use vtde_package::names;
 
 use crate::checkpoint::{ConfigView, Weights};
 use crate::error::Result;

@@ -9,7 +9,7 @@
 //!   position holding `eos_token_id`, or, for legacy configs whose `eos_token_id` is 2,
 //!   the position of the largest id (transformers' `argmax(input_ids)` rule).
 
-use vtde_runtime::manifest::names;
+use vtde_package::names;
 
 use crate::checkpoint::{ConfigView, Weights};
 use crate::error::Result;

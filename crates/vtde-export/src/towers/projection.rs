@@ -3,7 +3,7 @@
 //! may have zero rows. Outputs are not normalized (`get_image_features` /
 //! `get_text_features`); the runtime normalizes.
 
-use vtde_runtime::manifest::names;
+use vtde_package::names;
 
 use crate::checkpoint::Weights;
 use crate::error::Result;

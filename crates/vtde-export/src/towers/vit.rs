@@ -14,7 +14,7 @@
 //!
 //! The graph maps `pixel_values` to the pooled output (`vision_outputs[1]`).
 
-use vtde_runtime::manifest::names;
+use vtde_package::names;
 
 use crate::checkpoint::{ConfigView, Tensor, Weights};
 use crate::error::Result;

@@ -16,6 +16,7 @@ use std::path::Path;
 use onnx::{Attr, Dim, FLOAT, INT64};
 use sha2::{Digest, Sha256};
 use vtde_runtime::manifest::*;
+use vtde_runtime::Precision;
 
 pub const DV: usize = 6;
 pub const DT: usize = 5;
@@ -302,7 +303,7 @@ pub fn write_manifest(dir: &Path, m: &Manifest) {
 /// True when ONNX Runtime can be loaded. Tests that need it return early otherwise, with
 /// a note on stderr, unless `VTDE_REQUIRE_ORT` is set (then they fail).
 pub fn ort_available() -> bool {
-    match vtde_runtime::onnxruntime::load(None) {
+    match vtde_runtime::load_onnxruntime(None) {
         Ok(_) => true,
         Err(e) => {
             if std::env::var_os("VTDE_REQUIRE_ORT").is_some() {

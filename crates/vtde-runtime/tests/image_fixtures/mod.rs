@@ -13,9 +13,15 @@ use serde::Deserialize;
 use vtde_runtime::image::RgbImage;
 use vtde_runtime::manifest::ImagePreprocess;
 
-/// `tests/fixtures/images`.
+/// `tests/fixtures/images`, found above the crate that includes this module (the
+/// runtime's tests and the workspace's `tests/` crate both do).
 pub fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images")
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .ancestors()
+        .map(|d| d.join("tests/fixtures/images"))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| crate_dir.join("tests/fixtures/images"))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,7 +89,7 @@ pub fn file(name: &str) -> PathBuf {
 
 /// A recorded RGB image (PNG, 8-bit RGB, as PIL converted it).
 pub fn recorded_rgb(rel: &str) -> RgbImage {
-    vtde_runtime::load_image(&dir().join(rel))
+    vtde_runtime::read_image(dir().join(rel), &vtde_runtime::ImageOptions::default())
         .expect("recorded PNG decodes")
         .to_rgb8()
 }

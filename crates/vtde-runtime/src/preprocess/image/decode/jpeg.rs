@@ -31,7 +31,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, GrayImage, RgbImage};
 use mozjpeg_sys as ffi;
 
-use super::decode::{scaled_numerator, DecodeError, DecodeRequest, RawDecoded};
+use super::request::{scaled_numerator, DecodeError, DecodeRequest, RawDecoded};
 
 /// Largest number of progressive scans accepted. Each scan re-reads the whole coefficient
 /// buffer, so a crafted file with thousands of tiny scans takes minutes to decode;
@@ -165,7 +165,12 @@ impl Decompressor {
 /// Adobe-inverted (`CMYK;I`), then converted with `cmyk2rgb`.
 #[inline]
 fn cmyk_to_rgb(px: &[u8]) -> [u8; 3] {
-    super::decode::cmyk_to_rgb([255 - px[0], 255 - px[1], 255 - px[2], 255 - px[3]])
+    crate::preprocess::image::colour::cmyk_to_rgb([
+        255 - px[0],
+        255 - px[1],
+        255 - px[2],
+        255 - px[3],
+    ])
 }
 
 /// Decodes a JPEG into `buffer`'s allocation (reused when large enough). Returns the image

@@ -6,6 +6,8 @@
 //! Needs the ONNX Runtime library (`bash tools/fetch-onnxruntime.sh`); without it the
 //! tests are skipped with a note, or fail when `VTDE_REQUIRE_ORT` is set.
 
+// The image fixtures' reader is shared with the runtime's own image tests.
+#[path = "../crates/vtde-runtime/tests/image_fixtures/mod.rs"]
 mod image_fixtures;
 
 use std::path::{Path, PathBuf};

@@ -26,95 +26,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
+use vtde_package::GraphKind;
 
-use crate::error::{Error, GraphKind, Result};
+use crate::error::{Error, Result};
 use crate::onnxruntime::OnnxRuntime;
 
-/// ONNX Runtime's graph optimization levels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OptimizationLevel {
-    /// No graph optimization.
-    Disable,
-    /// Semantics-preserving rewrites (constant folding, redundant nodes).
-    Basic,
-    /// Basic plus complex fusions (attention, GELU, layer norm).
-    Extended,
-    /// Everything, including layout optimizations (the default).
-    #[default]
-    All,
-}
+mod provider;
 
-impl From<OptimizationLevel> for GraphOptimizationLevel {
-    fn from(level: OptimizationLevel) -> Self {
-        match level {
-            OptimizationLevel::Disable => GraphOptimizationLevel::Disable,
-            OptimizationLevel::Basic => GraphOptimizationLevel::Level1,
-            OptimizationLevel::Extended => GraphOptimizationLevel::Level2,
-            OptimizationLevel::All => GraphOptimizationLevel::All,
-        }
-    }
-}
-
-/// An ONNX Runtime execution provider to try, in the order given, before the CPU.
-///
-/// Every variant exists in every build, so that programs can name them without `cfg`;
-/// one whose cargo feature (`cuda`, `tensorrt`, `coreml`) is not enabled makes
-/// [`Model::open`](crate::Model::open) fail with
-/// [`Error::ExecutionProviderUnavailable`]. A provider that is compiled in but cannot
-/// start (no GPU, a libonnxruntime built without it) falls back to the next one and
-/// finally the CPU, unless [`SessionConfig::fallback_to_cpu`] is false.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ExecutionProvider {
-    /// ONNX Runtime's CPU provider (always available; the final fallback anyway).
-    Cpu,
-    /// NVIDIA CUDA (feature `cuda`).
-    Cuda { device_id: i32 },
-    /// NVIDIA TensorRT (feature `tensorrt`); `fp16` lets TensorRT run layers in fp16.
-    TensorRt { device_id: i32, fp16: bool },
-    /// Apple CoreML (feature `coreml`).
-    CoreMl,
-}
-
-impl ExecutionProvider {
-    fn dispatch(&self) -> Result<ort::ep::ExecutionProviderDispatch> {
-        match self {
-            ExecutionProvider::Cpu => Ok(ort::ep::CPU::default().build()),
-            #[cfg(feature = "cuda")]
-            ExecutionProvider::Cuda { device_id } => {
-                Ok(ort::ep::CUDA::default().with_device_id(*device_id).build())
-            }
-            #[cfg(not(feature = "cuda"))]
-            ExecutionProvider::Cuda { .. } => Err(Error::ExecutionProviderUnavailable {
-                provider: "CUDA",
-                feature: "cuda",
-            }),
-            #[cfg(feature = "tensorrt")]
-            ExecutionProvider::TensorRt { device_id, fp16 } => Ok(ort::ep::TensorRT::default()
-                .with_device_id(*device_id)
-                .with_fp16(*fp16)
-                .build()),
-            #[cfg(not(feature = "tensorrt"))]
-            ExecutionProvider::TensorRt { .. } => Err(Error::ExecutionProviderUnavailable {
-                provider: "TensorRT",
-                feature: "tensorrt",
-            }),
-            #[cfg(feature = "coreml")]
-            ExecutionProvider::CoreMl => Ok(ort::ep::CoreML::default().build()),
-            #[cfg(not(feature = "coreml"))]
-            ExecutionProvider::CoreMl => Err(Error::ExecutionProviderUnavailable {
-                provider: "CoreML",
-                feature: "coreml",
-            }),
-        }
-    }
-}
+pub use self::provider::{ExecutionProvider, OptimizationLevel};
 
 /// How sessions are created.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionConfig {
+pub(crate) struct SessionConfig {
     /// Threads inside one operator (ONNX Runtime's default: one per physical core).
     pub intra_op_threads: Option<usize>,
     /// Threads running independent operators in parallel; more than 1 turns on ONNX
@@ -158,7 +82,7 @@ impl Default for SessionConfig {
 
 /// Input and output names a graph must have.
 #[derive(Debug, Clone)]
-pub struct GraphContract {
+pub(crate) struct GraphContract {
     /// Inputs the runtime feeds (the graph must take exactly these).
     pub inputs: Vec<String>,
     /// Outputs the runtime reads (the graph may have more).
@@ -171,7 +95,7 @@ struct PoolState {
 }
 
 /// A pool of sessions of one graph; see the module documentation.
-pub struct SessionPool {
+pub(crate) struct SessionPool {
     graph: GraphKind,
     path: PathBuf,
     config: SessionConfig,
@@ -193,7 +117,7 @@ impl std::fmt::Debug for SessionPool {
 
 impl SessionPool {
     /// Creates the pool and its first session, and checks the graph's contract.
-    pub fn new(
+    pub(crate) fn new(
         runtime: &'static OnnxRuntime,
         graph: GraphKind,
         path: &Path,
@@ -224,13 +148,8 @@ impl SessionPool {
         Ok(pool)
     }
 
-    /// The graph this pool runs.
-    pub fn graph(&self) -> GraphKind {
-        self.graph
-    }
-
     /// Number of sessions created so far.
-    pub fn sessions_created(&self) -> usize {
+    pub(crate) fn sessions_created(&self) -> usize {
         self.lock().created
     }
 
@@ -250,7 +169,7 @@ impl SessionPool {
         let mut builder =
             Session::builder(self.runtime.environment()).map_err(|e| err(e.to_string()))?;
         builder = builder
-            .with_optimization_level(c.optimization_level.into())
+            .with_optimization_level(c.optimization_level.to_ort())
             .map_err(|e| err(e.to_string()))?;
         if let Some(n) = c.intra_op_threads {
             builder = builder
@@ -330,7 +249,7 @@ impl SessionPool {
 
     /// Takes a session (waiting or creating one as needed), runs `f` with it, and puts it
     /// back, also when `f` fails.
-    pub fn with_session<R>(&self, f: impl FnOnce(&mut Session) -> Result<R>) -> Result<R> {
+    pub(crate) fn with_session<R>(&self, f: impl FnOnce(&mut Session) -> Result<R>) -> Result<R> {
         let mut checkout = self.checkout()?;
         match checkout.session.as_mut() {
             Some(session) => f(session),

@@ -382,6 +382,7 @@ pub struct Window {
 
 impl Window {
     /// The whole `w × h` image.
+    #[cfg(test)]
     pub fn full(w: usize, h: usize) -> Self {
         Window {
             x0: 0,
@@ -405,6 +406,7 @@ impl Window {
 /// Resizes packed 8-bit RGB (`w × h`) to `out_w × out_h` exactly as Pillow's
 /// `Image.resize(..., resample=filter)` does. Sizes must be non-zero and `src` must hold
 /// `w * h * 3` bytes; otherwise `None`.
+#[cfg(test)]
 pub fn resize_rgb(
     src: &[u8],
     w: usize,

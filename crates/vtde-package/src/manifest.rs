@@ -2,7 +2,7 @@
 //! it, and the runtime, which reads it.
 //!
 //! The manifest holds everything the runtime needs and nothing it must guess (see
-//! `DESIGN.md`): the source architecture, the projection size, `logit_scale` as stored in
+//! `docs/design.md`): the source architecture, the projection size, `logit_scale` as stored in
 //! the checkpoint, the image preprocessing taken from the checkpoint's preprocessor
 //! config, the tokenizer settings, and each graph's file, opset, precision and sha256.
 //!
@@ -12,6 +12,9 @@
 //! inside the graph files, still open.
 
 use serde::{Deserialize, Serialize};
+
+use crate::graph::GraphKind;
+use crate::precision::Precision;
 
 /// The manifest's file name inside a package directory.
 pub const MANIFEST_FILE: &str = "vtde.json";
@@ -90,22 +93,36 @@ pub struct Resize {
 pub enum ResizeRule {
     /// Resize to exactly `height` × `width`, ignoring the aspect ratio (`size` given as
     /// `{"height", "width"}`).
-    Exact { height: u32, width: u32 },
+    Exact {
+        /// Target height.
+        height: u32,
+        /// Target width.
+        width: u32,
+    },
     /// Resize so that the shorter edge becomes `shortest_edge`, keeping the aspect ratio
     /// as transformers' `get_resize_output_image_size` rounds it (`size` given as
     /// `{"shortest_edge"}`).
-    ShortestEdge { shortest_edge: u32 },
+    ShortestEdge {
+        /// Length of the shorter edge after resizing.
+        shortest_edge: u32,
+    },
 }
 
 /// PIL's resampling filters, by PIL's names (`resample` 0, 2, 3, 1, 4, 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResampleFilter {
+    /// `PIL.Image.NEAREST` (0).
     Nearest,
+    /// `PIL.Image.BILINEAR` (2).
     Bilinear,
+    /// `PIL.Image.BICUBIC` (3).
     Bicubic,
+    /// `PIL.Image.LANCZOS` (1).
     Lanczos,
+    /// `PIL.Image.BOX` (4).
     Box,
+    /// `PIL.Image.HAMMING` (5).
     Hamming,
 }
 
@@ -128,7 +145,9 @@ impl ResampleFilter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Size {
+    /// Height in pixels.
     pub height: u32,
+    /// Width in pixels.
     pub width: u32,
 }
 
@@ -136,7 +155,9 @@ pub struct Size {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Normalize {
+    /// Per-channel mean (`image_mean`).
     pub mean: [f32; 3],
+    /// Per-channel standard deviation (`image_std`).
     pub std: [f32; 3],
 }
 
@@ -166,6 +187,17 @@ pub struct Graphs {
     pub text: GraphFile,
     /// `image_features`, `text_features` → `image_embeds`, `text_embeds`.
     pub projection: GraphFile,
+}
+
+impl Graphs {
+    /// The entry of one graph.
+    pub fn get(&self, kind: GraphKind) -> &GraphFile {
+        match kind {
+            GraphKind::Vision => &self.vision,
+            GraphKind::Text => &self.text,
+            GraphKind::Projection => &self.projection,
+        }
+    }
 }
 
 /// One ONNX graph file of a package.
@@ -249,61 +281,12 @@ pub struct GraphVariant {
     pub weights: Option<WeightsFile>,
 }
 
-/// Numeric precision of a graph.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    /// f32 weights and activations.
-    #[default]
-    Fp32,
-    /// f16 weights and activations, layer norm and softmax in f32, f32 inputs and
-    /// outputs: for GPU execution providers.
-    Fp16,
-    /// int8 weights of the linear layers (per output channel), activations quantized
-    /// at run time: for the CPU.
-    Int8,
-}
-
-impl Precision {
-    /// The name used in manifests, file names and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Fp32 => "fp32",
-            Self::Fp16 => "fp16",
-            Self::Int8 => "int8",
-        }
-    }
-
-    /// Parses a name as [`Precision::name`] writes it.
-    pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Fp32, Self::Fp16, Self::Int8]
-            .into_iter()
-            .find(|p| p.name() == name)
-    }
-}
-
-impl std::fmt::Display for Precision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// The tool that wrote a package.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Producer {
+    /// The tool's name (`vtde-export`).
     pub name: String,
+    /// Its version.
     pub version: String,
-}
-
-/// Graph input and output names, fixed by the package contract.
-pub mod names {
-    pub const PIXEL_VALUES: &str = "pixel_values";
-    pub const IMAGE_FEATURES: &str = "image_features";
-    pub const INPUT_IDS: &str = "input_ids";
-    pub const ATTENTION_MASK: &str = "attention_mask";
-    pub const TOKEN_TYPE_IDS: &str = "token_type_ids";
-    pub const TEXT_FEATURES: &str = "text_features";
-    pub const IMAGE_EMBEDS: &str = "image_embeds";
-    pub const TEXT_EMBEDS: &str = "text_embeds";
 }
