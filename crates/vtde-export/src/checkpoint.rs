@@ -207,6 +207,14 @@ impl Weights {
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
+
+    /// In-memory weights, for unit tests of the code that reads them.
+    #[cfg(test)]
+    pub(crate) fn from_tensors(tensors: impl IntoIterator<Item = (String, Tensor)>) -> Self {
+        Self {
+            tensors: tensors.into_iter().collect(),
+        }
+    }
 }
 
 fn shard_files(dir: &Path, index: &Path) -> Result<Vec<PathBuf>> {
