@@ -204,6 +204,7 @@ impl Weights {
     }
 
     /// Whether a weight called `name` exists.
+    #[cfg(test)]
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }

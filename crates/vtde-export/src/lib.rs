@@ -210,11 +210,20 @@ impl TextTower {
 
 /// What to export besides the fp32 graphs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExportOptions {
     /// Precision variants of the vision and text graphs to write beside the fp32 ones
     /// (`vision.int8.onnx`, `text.fp16.onnx`, ...). The projection head stays fp32: it
     /// is a few small matmuls.
     pub variants: Vec<Precision>,
+}
+
+impl ExportOptions {
+    /// Sets [`ExportOptions::variants`].
+    pub fn with_variants(mut self, variants: Vec<Precision>) -> Self {
+        self.variants = variants;
+        self
+    }
 }
 
 /// Exports the checkpoint in `checkpoint_dir` to a package in `out_dir` with the fp32

@@ -7,6 +7,9 @@
 //! 255 of transformers' PIL-backend processors, mean ≤ 0.02 levels. Run with
 //! `--nocapture` to see the measured differences.
 
+// Helpers outside #[test] functions unwrap too: a failure there is the test's failure.
+#![allow(clippy::unwrap_used)]
+
 mod image_fixtures;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,9 @@
 //! `common`). They need the ONNX Runtime library (`bash tools/fetch-onnxruntime.sh`);
 //! without it they are skipped with a note, or fail when `VTDE_REQUIRE_ORT` is set.
 
+// Helpers outside #[test] functions unwrap too: a failure there is the test's failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

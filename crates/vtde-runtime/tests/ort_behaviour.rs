@@ -3,6 +3,9 @@
 //! Runtime environment private, and a process can hold only one, so these tests create
 //! it themselves and never open a model.
 
+// Helpers outside #[test] functions unwrap too: a failure there is the test's failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,9 @@
 //! loads a real library, so every failure path is reachable (once a library is loaded,
 //! `ort` ignores later paths).
 
+// Helpers outside #[test] functions unwrap too: a failure there is the test's failure.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use vtde_runtime::{

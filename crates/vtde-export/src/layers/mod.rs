@@ -35,14 +35,12 @@ pub mod quantize;
 pub mod weights;
 
 pub use activation::Activation;
-pub use attention::{additive_padding_mask, Attention, AttentionNames};
+pub use attention::{additive_padding_mask, AttentionNames};
 pub use embeddings::{patch_embedding, pixel_input, prepend_tokens};
 pub use encoder::{EncoderLayer, LayerNames, LayerShape, NormPlacement};
 pub use linear::Linear;
-pub use mlp::Mlp;
 pub use norm::LayerNorm;
 pub use pooling::{first_token, Pooler};
-pub use quantize::{quantize_input, QuantizedInput};
 pub use weights::WeightScope;
 
 #[cfg(test)]

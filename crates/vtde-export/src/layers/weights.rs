@@ -65,6 +65,7 @@ impl<'w> WeightScope<'w> {
     }
 
     /// Whether this scope has a weight called `local`, under either naming scheme.
+    #[cfg(test)]
     pub fn contains(&self, local: &str) -> bool {
         let name = self.name(local);
         self.weights.contains(&name) || self.aliases(local).iter().any(|a| self.weights.contains(a))

@@ -150,6 +150,7 @@ impl Decompressor {
             // bytes at `data`, alive until the decompressor is destroyed.
             let m = unsafe { &*marker };
             if m.marker == ffi::jpeg_marker::APP0 as u8 + 1 && !m.data.is_null() {
+                // SAFETY: as above, `data` holds `data_length` bytes (checked non-null).
                 let data = unsafe { std::slice::from_raw_parts(m.data, m.data_length as usize) };
                 if let Some(tiff) = data.strip_prefix(b"Exif\0\0") {
                     return Orientation::from_exif_chunk(tiff);
