@@ -1,6 +1,6 @@
 //! Decoding and preprocessing images on a pool of threads while the model runs.
 //!
-//! Only [`crate::model_ext::stream_image_files`] calls [`run`]: this module is about to
+//! Only `model_ext::stream_image_files` calls [`run`]: this module is about to
 //! move into the runtime library (`Model::stream_image_files`).
 //!
 //! Worker threads take the next input, read, decode and preprocess it
