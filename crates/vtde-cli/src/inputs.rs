@@ -1,5 +1,6 @@
-//! Turning the paths on the command line into a deterministic list of inputs, and
-//! splitting that list into shards.
+//! Which image files a run reads, and how: turning the paths on the command line into a
+//! deterministic list of inputs, splitting that list into shards, and the image reading
+//! options ([`ImageReading`]) recorded with the results.
 //!
 //! - Files named on the command line are always taken, whatever their extension.
 //! - Directories are walked depth first, entries in byte order of their names, so the
@@ -22,6 +23,8 @@
 
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
+
+use vtde_runtime::ImageOptions;
 
 use crate::args::Shard;
 
@@ -55,6 +58,38 @@ impl Selection {
     }
 }
 
+/// How image files are read. Recorded in output markers, since it changes results.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImageReading {
+    pub exif_orientation: bool,
+    pub fast_jpeg: bool,
+    pub max_pixels: u64,
+}
+
+impl Default for ImageReading {
+    /// The runtime's defaults: pixels as stored, exact JPEG decoding, PIL's pixel limit.
+    fn default() -> Self {
+        let defaults = ImageOptions::default();
+        ImageReading {
+            exif_orientation: defaults.apply_exif_orientation,
+            fast_jpeg: defaults.jpeg_dct_scaling,
+            max_pixels: defaults.max_pixels,
+        }
+    }
+}
+
+impl ImageReading {
+    /// The runtime's image options that read files this way.
+    pub fn options(&self) -> ImageOptions {
+        ImageOptions {
+            apply_exif_orientation: self.exif_orientation,
+            jpeg_dct_scaling: self.fast_jpeg,
+            max_pixels: self.max_pixels,
+            ..ImageOptions::default()
+        }
+    }
+}
+
 /// One input of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Input {
@@ -84,6 +119,14 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes
         .iter()
         .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+/// The inputs of shard `shard` (all of them without one), in walk order.
+pub fn select(roots: &[PathBuf], selection: &Selection, shard: Option<Shard>) -> Vec<Input> {
+    collect_inputs(roots, selection)
+        .into_iter()
+        .filter(|i| i.in_shard(shard))
+        .collect()
 }
 
 /// Expands `roots` into the inputs of a run, in a deterministic order.

@@ -1,7 +1,18 @@
-//! `vtde`: the command-line tool. A thin layer over `vtde-export` and `vtde-runtime`:
-//! flags are parsed in [`args`], each subcommand lives in [`commands`]. Folder runs are
-//! built from [`inputs`] (which files, which shard), [`pipeline`] (decoding threads),
-//! [`records`], [`journal`] and [`npy`] (crash-safe outputs) and [`progress`].
+//! `vtde`: the command-line tool. A thin layer over `vtde-export`, `vtde-runtime` and
+//! `vtde-bench`, in layers, each importing only the ones below it:
+//!
+//! - [`args`]: every flag (clap definitions), nothing else.
+//! - [`settings`]: the flags turned, once, into each command's settings (runtime
+//!   options, image reading, decoding pool, output format, labels and templates, inputs,
+//!   output paths), with the checks clap cannot make.
+//! - [`commands`]: one module per subcommand, each a short `run`: settings → model and
+//!   inputs → output. Commands share [`commands::Outcome`] and never import each other.
+//! - [`formats`]: the files vtde writes and reads back: score results files, embeddings
+//!   directories, and their building blocks (records, `.npy`, the commit journal).
+//! - [`inputs`] (which files, which shard, how they are read), [`progress`] (what the
+//!   person watching sees), and [`model_ext`] over [`pipeline`] (streaming image files
+//!   through the decoding pool into embeddings; label embeddings): the part about to move
+//!   into `vtde-runtime`.
 //!
 //! Exit codes: 0 all went well; 1 some input files failed (each reported on stderr and
 //! in the errors file) and the rest were processed; 2 usage, model, ONNX Runtime or
@@ -9,24 +20,19 @@
 
 mod args;
 mod commands;
+mod formats;
 mod inputs;
-mod journal;
-mod npy;
+mod model_ext;
 mod pipeline;
 mod progress;
-mod records;
+mod settings;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use args::{Cli, Command};
-
-/// What a command reports when it finished: whether some inputs failed.
-pub enum Outcome {
-    AllGood,
-    SomeInputsFailed,
-}
+use commands::Outcome;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -34,7 +40,7 @@ fn main() -> ExitCode {
         Command::Export(a) => commands::export::run(a).map(|()| Outcome::AllGood),
         Command::Score(a) => commands::score::run(a),
         Command::Embed(a) => commands::embed::run(a),
-        Command::EmbedText(a) => commands::embed::run_text(a),
+        Command::EmbedText(a) => commands::embed_text::run(a),
         Command::Search(a) => commands::search::run(a),
         Command::Merge(a) => commands::merge::run(a),
         Command::Bench(b) => commands::bench::run(b).map(|()| Outcome::AllGood),

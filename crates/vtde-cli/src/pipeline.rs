@@ -1,5 +1,8 @@
 //! Decoding and preprocessing images on a pool of threads while the model runs.
 //!
+//! Only `model_ext::stream_image_files` calls [`run`]: this module is about to
+//! move into the runtime library (`Model::stream_image_files`).
+//!
 //! Worker threads take the next input, read, decode and preprocess it
 //! ([`ImagePreprocessor::preprocess_file`]: libjpeg-turbo for JPEG, size limits checked
 //! from the header) into its own `[3, H, W]` array, and send it through a bounded
@@ -50,18 +53,6 @@ impl Batch {
 pub struct PipelineOptions {
     pub batch_size: usize,
     pub decode_threads: usize,
-}
-
-impl PipelineOptions {
-    /// The options the pipeline flags ask for.
-    pub fn from_args(args: &crate::args::PipelineArgs) -> Self {
-        PipelineOptions {
-            batch_size: args.batch_size as usize,
-            decode_threads: args
-                .decode_threads
-                .map_or_else(default_decode_threads, |n| n as usize),
-        }
-    }
 }
 
 /// The default number of decoding threads: one per core. Workers sleep while they are a

@@ -78,6 +78,12 @@ impl Reporter {
         }
     }
 
+    /// Items written by all runs that wrote these outputs (`skipped` counts the earlier
+    /// runs' items and failures).
+    pub fn done_total(&self) -> u64 {
+        self.done + self.skipped - self.failed_before
+    }
+
     /// Failed items in all runs that wrote these outputs.
     pub fn failed_total(&self) -> u64 {
         self.failed + self.failed_before

@@ -2,27 +2,25 @@
 
 use anyhow::{Context, Result};
 
-use vtde_runtime::manifest::Precision;
-
 use crate::args::ExportArgs;
+use crate::settings;
 
 pub fn run(args: &ExportArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let mut variants = args.precision.clone();
-    if args.quantize.is_some() {
-        variants.push(Precision::Int8);
-    }
-    variants.sort_by_key(|p| p.name());
-    variants.dedup();
-    let options = vtde_export::ExportOptions { variants };
-    let exported = vtde_export::export_with(&args.checkpoint, &args.out, &options, &mut |step| {
-        eprintln!("vtde export: {step}");
-    })
+    let settings = settings::Export::from_args(args);
+    let exported = vtde_export::export_with(
+        &settings.checkpoint,
+        &settings.out,
+        &settings.options,
+        &mut |step| {
+            eprintln!("vtde export: {step}");
+        },
+    )
     .with_context(|| {
         format!(
             "exporting {} to {}",
-            args.checkpoint.display(),
-            args.out.display()
+            settings.checkpoint.display(),
+            settings.out.display()
         )
     })?;
     let m = &exported.manifest;

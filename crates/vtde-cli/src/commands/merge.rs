@@ -14,45 +14,51 @@ use anyhow::{bail, Context, Result};
 use vtde_runtime::ndarray::Array2;
 
 use crate::args::MergeArgs;
-use crate::commands::embed::{read_committed, EmbedOutput, EmbedSettings, Kind, EMBEDDINGS, META};
-use crate::commands::score::{default_errors_path, marker_path, ScoreSettings};
+use crate::commands::Outcome;
+use crate::formats::embeddings_dir::{
+    self, open_rows, read_committed, EmbedOutput, EmbedSettings, Kind,
+};
+use crate::formats::journal::{read_prefix, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION};
+use crate::formats::npy::read_rows;
+use crate::formats::records::{error_header, scan};
+use crate::formats::score_file::{self, default_errors_path, ScoreSettings};
 use crate::inputs::canonical_key;
-use crate::journal::{read_prefix, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION};
-use crate::npy::{read_header, read_rows};
-use crate::records::{error_header, scan};
-use crate::Outcome;
+use crate::settings;
 
 /// Rows copied per batch when merging embeddings.
 const COPY_ROWS: usize = 1024;
 
 pub fn run(args: &MergeArgs) -> Result<Outcome> {
-    let dirs = args.inputs.iter().filter(|p| p.is_dir()).count();
-    let (markers, embeddings) = if dirs == args.inputs.len() {
-        (read_markers(&args.inputs, |p| p.join(META))?, true)
+    let settings = settings::Merge::from_args(args);
+    let dirs = settings.inputs.iter().filter(|p| p.is_dir()).count();
+    let (markers, embeddings) = if dirs == settings.inputs.len() {
+        (
+            read_markers(&settings.inputs, embeddings_dir::marker_path)?,
+            true,
+        )
     } else if dirs == 0 {
-        (read_markers(&args.inputs, marker_path)?, false)
+        (
+            read_markers(&settings.inputs, score_file::marker_path)?,
+            false,
+        )
     } else {
         bail!("give either score result files or embeddings directories, not both");
     };
-    let run = check_shards(&args.inputs, &markers, args.allow_incomplete)?;
+    let run = check_shards(&settings.inputs, &markers, settings.allow_incomplete)?;
     let complete = markers.iter().all(|m| m.complete);
-    let shards: Vec<(&PathBuf, &Marker)> = args.inputs.iter().zip(&markers).collect();
+    let shards: Vec<(&PathBuf, &Marker)> = settings.inputs.iter().zip(&markers).collect();
     let failed = if embeddings {
-        merge_embeddings(&shards, run, complete, &args.output)?
+        merge_embeddings(&shards, run, complete, &settings.output)?
     } else {
-        merge_scores(&shards, run, complete, &args.output)?
+        merge_scores(&shards, run, complete, &settings.output)?
     };
     eprintln!(
         "vtde merge: {} shards into {}{}",
         markers.len(),
-        args.output.display(),
+        settings.output.display(),
         if complete { "" } else { " (incomplete)" }
     );
-    Ok(if failed == 0 {
-        Outcome::AllGood
-    } else {
-        Outcome::SomeInputsFailed
-    })
+    Ok(Outcome::of_failures(failed))
 }
 
 fn read_markers(inputs: &[PathBuf], marker: impl Fn(&Path) -> PathBuf) -> Result<Vec<Marker>> {
@@ -219,7 +225,7 @@ fn merge_scores(
         &errors,
     )?;
     let marker = Marker {
-        kind: "vtde-progress".into(),
+        kind: score_file::MARKER_KIND.into(),
         version: MARKER_VERSION,
         run,
         commit: Commit {
@@ -231,7 +237,7 @@ fn merge_scores(
         },
         complete,
     };
-    marker.write(&marker_path(output))?;
+    marker.write(&score_file::marker_path(output))?;
     Ok(error_items.len() as u64)
 }
 
@@ -270,11 +276,7 @@ fn merge_embeddings(
             end: r.end,
         }));
         error_bytes.push(committed.errors);
-        let npy = dir.join(EMBEDDINGS);
-        let mut file =
-            std::fs::File::open(&npy).with_context(|| format!("opening {}", npy.display()))?;
-        let info = read_header(&mut file).with_context(|| format!("reading {}", npy.display()))?;
-        files.push((file, info));
+        files.push(open_rows(dir)?);
     }
     // Texts keep the order of the file; shards only exist for images.
     if settings.kind == Kind::Image {

@@ -14,12 +14,14 @@ use std::io::Write;
 use anyhow::{bail, Context, Result};
 
 use crate::args::{Format, SearchArgs};
-use crate::commands::embed::{read_committed, EmbedSettings, EMBEDDINGS, META};
-use crate::commands::{open_model_reading, output_format, package_identity};
-use crate::journal::Marker;
-use crate::npy::{read_header, read_rows};
-use crate::records::{csv_field, json_f32, json_string};
-use crate::Outcome;
+use crate::commands::{open_model, Outcome};
+use crate::formats::embeddings_dir::{
+    marker_path, open_rows, read_committed, EmbedSettings, EMBEDDINGS, META,
+};
+use crate::formats::journal::{package_identity, Marker};
+use crate::formats::npy::read_rows;
+use crate::formats::records::{csv_field, json_f32, json_string};
+use crate::settings::{self, Query};
 
 /// Rows read at a time.
 const BLOCK_ROWS: usize = 4096;
@@ -44,15 +46,16 @@ impl Ord for Sim {
 }
 
 pub fn run(args: &SearchArgs) -> Result<Outcome> {
-    let meta_path = args.dir.join(META);
-    let marker = Marker::read(&meta_path)?.with_context(|| {
+    let settings = settings::Search::from_args(args)?;
+    let dir = &settings.dir;
+    let marker = Marker::read(&marker_path(dir))?.with_context(|| {
         format!(
             "{} is not an embeddings directory (no {META}); make one with `vtde embed`",
-            args.dir.display()
+            dir.display()
         )
     })?;
-    let settings = EmbedSettings::of(&marker.run)?;
-    let package = args
+    let recorded = EmbedSettings::of(&marker.run)?;
+    let package = settings
         .package
         .clone()
         .unwrap_or_else(|| marker.run.package.clone().into());
@@ -61,41 +64,41 @@ pub fn run(args: &SearchArgs) -> Result<Outcome> {
         bail!(
             "the embeddings in {} were made with another package ({}); give that one with \
              --package",
-            args.dir.display(),
+            dir.display(),
             marker.run.package
         );
     }
     // A query image is read as the embedded images were.
-    let reading = settings.reading.clone().unwrap_or_default();
-    let model = open_model_reading(&package, &args.runtime, reading.options())?;
-    let query = match (&args.query, &args.image) {
-        (_, Some(image)) => {
+    let runtime = vtde_runtime::RuntimeOptions {
+        image: recorded.reading.clone().unwrap_or_default().options(),
+        ..settings.runtime.clone()
+    };
+    let model = open_model(&package, &runtime)?;
+    let query = match &settings.query {
+        Query::Image(image) => {
             let found = model.embed_image_files(std::slice::from_ref(image))?;
             if let Some(Err(e)) = found.outcomes.into_iter().next() {
                 return Err(e).context("reading the query image");
             }
             Ok(found.embeddings)
         }
-        (Some(text), None) => model.embed_texts(&[text]),
-        (None, None) => bail!("give a query text or --image FILE"),
+        Query::Text(text) => model.embed_texts(&[text]),
     }
     .context("embedding the query")?;
     let query = query.row(0).to_vec();
-    if query.len() != settings.dim {
+    if query.len() != recorded.dim {
         bail!(
             "the query embedding has {} values, the rows {}",
             query.len(),
-            settings.dim
+            recorded.dim
         );
     }
 
-    let committed = read_committed(&args.dir, &marker, settings.kind)?;
-    let npy_path = args.dir.join(EMBEDDINGS);
-    let mut file = std::fs::File::open(&npy_path)
-        .with_context(|| format!("opening {}", npy_path.display()))?;
-    let info = read_header(&mut file)?;
+    let committed = read_committed(dir, &marker, recorded.kind)?;
+    let npy_path = dir.join(EMBEDDINGS);
+    let (mut file, info) = open_rows(dir)?;
     let rows = committed.keys.len();
-    let top = args.top as usize;
+    let top = settings.top;
     let mut best: BinaryHeap<Reverse<(Sim, Reverse<usize>)>> = BinaryHeap::new();
     let mut start = 0;
     while start < rows {
@@ -118,8 +121,8 @@ pub fn run(args: &SearchArgs) -> Result<Outcome> {
         .collect();
     ranked.sort_by(|a, b| Sim(b.0).cmp(&Sim(a.0)).then(a.1.cmp(&b.1)));
 
-    let format = output_format(args.format, args.output.as_deref());
-    let key = settings.kind.key();
+    let format = settings.format;
+    let key = recorded.kind.key();
     let mut text = String::new();
     if format == Format::Csv {
         text.push_str(&format!("rank,score,{key}\n"));
@@ -136,7 +139,7 @@ pub fn run(args: &SearchArgs) -> Result<Outcome> {
             )),
         }
     }
-    match &args.output {
+    match &settings.output {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
         }

@@ -28,7 +28,19 @@ use vtde_runtime::manifest::{
 use vtde_runtime::ndarray::Array3;
 use vtde_runtime::{read_image, ImageOptions, ImagePreprocessor, Package};
 
-use crate::args::BenchPreprocessArgs;
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct PreprocessBenchSettings {
+    /// Package whose image preprocessing is measured.
+    pub package: PathBuf,
+    /// Image files to measure on (empty: made by `tools/bench_preprocess.py` with
+    /// `python`, else synthesized from the test photos).
+    pub images: Vec<PathBuf>,
+    /// Python of the reference environment, for the baseline.
+    pub python: Option<PathBuf>,
+    /// Timed passes over the images (the median is reported).
+    pub repeats: usize,
+}
 
 const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
@@ -42,9 +54,9 @@ struct BenchFile {
 /// Milliseconds per image by (group, measurement).
 type Table = BTreeMap<(String, String), f64>;
 
-pub fn run(args: &BenchPreprocessArgs) -> Result<()> {
+pub fn run(args: &PreprocessBenchSettings) -> Result<()> {
     if args.repeats == 0 {
-        bail!("--repeats must be at least 1");
+        bail!("repeats must be at least 1");
     }
     let package = Package::open_with(&args.package, false)
         .with_context(|| format!("opening package {}", args.package.display()))?;
@@ -138,7 +150,7 @@ fn vit_default() -> ImagePreprocess {
 }
 
 /// The files to measure, and whether they were synthesized (not real photos).
-fn bench_files(args: &BenchPreprocessArgs, scratch: &Path) -> Result<(Vec<BenchFile>, bool)> {
+fn bench_files(args: &PreprocessBenchSettings, scratch: &Path) -> Result<(Vec<BenchFile>, bool)> {
     if !args.images.is_empty() {
         let files = args
             .images

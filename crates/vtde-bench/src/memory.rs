@@ -13,37 +13,52 @@
 //!
 //! Linux only (it reads /proc/self/status); elsewhere it says so.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use vtde_runtime::ndarray::Array4;
-use vtde_runtime::{GraphKind, Model};
-
-use crate::args::BenchMemoryArgs;
+use vtde_runtime::{GraphKind, Model, RuntimeOptions};
 
 /// Runs before the baseline sample: ONNX Runtime's arena and caches grow over the first
 /// runs, which is not a leak.
-const WARM_UP_RUNS: usize = 20;
+pub const WARM_UP_RUNS: usize = 20;
 
-pub fn run(args: &BenchMemoryArgs) -> Result<()> {
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct MemoryBenchSettings {
+    /// Package directory to measure.
+    pub package: PathBuf,
+    /// Runs of vision, text and projection graphs (more than [`WARM_UP_RUNS`]).
+    pub runs: usize,
+    /// Images and texts per run.
+    pub batch_size: usize,
+    /// Tokens per text.
+    pub seq_len: usize,
+    /// Resident memory is sampled this many times over the runs.
+    pub samples: usize,
+    /// How the package is opened and run.
+    pub runtime: RuntimeOptions,
+}
+
+pub fn run(args: &MemoryBenchSettings) -> Result<()> {
     if args.runs <= WARM_UP_RUNS {
-        bail!("--runs must be more than the {WARM_UP_RUNS} warm-up runs");
+        bail!("runs must be more than the {WARM_UP_RUNS} warm-up runs");
     }
     if args.batch_size == 0 || args.seq_len == 0 || args.samples == 0 {
-        bail!("--batch-size, --seq-len and --samples must be at least 1");
+        bail!("batch size, text length and samples must be at least 1");
     }
     let rss = || super::proc_status_mib("VmRSS");
     let Some(before_open) = rss() else {
         bail!("vtde bench memory needs /proc/self/status (Linux)");
     };
-    let options =
-        crate::commands::runtime_options(&args.runtime, vtde_runtime::ImageOptions::default());
+    let options = &args.runtime;
     // ONNX Runtime's own code and start-up allocations (tens of MiB) do not scale with
     // the package; measured apart, so that the bound is checked on what does.
     vtde_runtime::onnxruntime::load(options.onnxruntime_library.as_deref())
         .context("loading ONNX Runtime")?;
     let with_runtime = rss().unwrap_or(before_open);
-    let model = Model::open(&args.package, &options)
+    let model = Model::open(&args.package, options)
         .with_context(|| format!("opening package {}", args.package.display()))?;
     let after_open = rss().unwrap_or(f64::NAN);
 

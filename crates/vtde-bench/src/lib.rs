@@ -1,26 +1,32 @@
-//! `vtde bench`: speed measurements next to the Python baselines, in one run, reported
-//! as ratios (this machine type is shared and noisy; absolute numbers drift, ratios
-//! measured side by side do not).
+//! Speed and memory measurements of vtde packages, next to the Python baselines, in one
+//! run, reported as ratios (this machine type is shared and noisy; absolute numbers
+//! drift, ratios measured side by side do not).
+//!
+//! A library of its own, apart from the command line: each benchmark takes a plain
+//! settings struct (with a [`vtde_runtime::RuntimeOptions`] where a model is opened) and
+//! prints its report on stdout, progress on stderr. `vtde bench model|memory|preprocess`
+//! converts its flags into these settings and calls [`model::run`], [`memory::run`] or
+//! [`preprocess::run`].
+//!
+//! - [`model`]: throughput of a package's graphs, against torch eager and
+//!   `torch.onnx.export` + onnxruntime (`tools/bench_model.py`).
+//! - [`memory`]: resident memory over many runs (the DESIGN.md bound, leak check).
+//! - [`preprocess`]: image decoding and preprocessing per image, against PIL +
+//!   transformers' processors (`tools/bench_preprocess.py`).
 
 pub mod memory;
 pub mod model;
 pub mod preprocess;
 
+pub use memory::MemoryBenchSettings;
+pub use model::ModelBenchSettings;
+pub use preprocess::PreprocessBenchSettings;
+
 use anyhow::Result;
-
-use crate::args::BenchCommand;
-
-pub fn run(command: &BenchCommand) -> Result<()> {
-    match command {
-        BenchCommand::Model(args) => model::run(args),
-        BenchCommand::Preprocess(args) => preprocess::run(args),
-        BenchCommand::Memory(args) => memory::run(args),
-    }
-}
 
 /// Runs a Python baseline `command` (the script and its arguments already added) with
 /// `--json-out OUT` appended, and returns the JSON the script wrote there.
-pub fn run_json_script(
+pub(crate) fn run_json_script(
     mut command: std::process::Command,
     python: &std::path::Path,
     script: &std::path::Path,
@@ -48,7 +54,7 @@ pub fn run_json_script(
 }
 
 /// A deterministic pseudo-random sequence (no RNG dependency needed for benchmark data).
-pub fn lcg(seed: &mut u64) -> u64 {
+pub(crate) fn lcg(seed: &mut u64) -> u64 {
     *seed = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -57,7 +63,7 @@ pub fn lcg(seed: &mut u64) -> u64 {
 
 /// A memory figure of this process from /proc/self/status in MiB (`VmRSS`: resident now,
 /// `VmHWM`: peak resident), where /proc has it (Linux).
-pub fn proc_status_mib(field: &str) -> Option<f64> {
+pub(crate) fn proc_status_mib(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status
         .lines()
@@ -68,7 +74,7 @@ pub fn proc_status_mib(field: &str) -> Option<f64> {
 
 /// `rows` texts of `seq` random token ids (from 3 up, below the vocabulary size and
 /// 30000, clear of the usual special tokens), all attended, token types 0.
-pub fn random_text_batch(
+pub(crate) fn random_text_batch(
     model: &vtde_runtime::Model,
     rows: usize,
     seq: usize,

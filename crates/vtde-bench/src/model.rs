@@ -20,16 +20,41 @@
 //! ratios. Peak resident memory of this process is reported at the end (Linux).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use vtde_runtime::manifest::Precision;
 use vtde_runtime::ndarray::{Array2, Array4};
-use vtde_runtime::{Model, TextBatch};
+use vtde_runtime::{Model, RuntimeOptions, TextBatch};
 
-use crate::args::BenchModelArgs;
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct ModelBenchSettings {
+    /// Package directory to measure.
+    pub package: PathBuf,
+    /// The checkpoint the package was exported from: the Python baselines run on it
+    /// (with `python`).
+    pub checkpoint: Option<PathBuf>,
+    /// Python of the reference environment, for the baselines.
+    pub python: Option<PathBuf>,
+    /// Image batch sizes.
+    pub batch_sizes: Vec<usize>,
+    /// Text lengths in tokens (at batch 32).
+    pub seq_lens: Vec<usize>,
+    /// Timed runs per measurement (its median is taken).
+    pub repeats: usize,
+    /// Rounds: in each, every shape is measured by every engine in turn.
+    pub rounds: usize,
+    /// Precisions to measure (variants the package carries).
+    pub precisions: Vec<Precision>,
+    /// Times the package is opened (the first fills the checksum cache).
+    pub open_repeats: usize,
+    /// How the package is opened and run; `intra_op_threads` defaults to all cores, and
+    /// `precision` is replaced by each of `precisions`.
+    pub runtime: RuntimeOptions,
+}
 
 /// Texts per text-graph run (DESIGN.md's baselines use 32).
 const TEXT_BATCH: usize = 32;
@@ -122,13 +147,13 @@ impl VtdeEngine {
     }
 }
 
-pub fn run(args: &BenchModelArgs) -> Result<()> {
+pub fn run(args: &ModelBenchSettings) -> Result<()> {
     if args.repeats == 0 || args.rounds == 0 {
-        bail!("--repeats and --rounds must be at least 1");
+        bail!("repeats and rounds must be at least 1");
     }
     let threads = args
         .runtime
-        .threads
+        .intra_op_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mut engines = Vec::new();
     for &precision in &args.precisions {
@@ -219,9 +244,12 @@ pub fn run(args: &BenchModelArgs) -> Result<()> {
 }
 
 /// Opens the package in `precision`, timing the opens, and prepares the inputs.
-fn open_engine(args: &BenchModelArgs, precision: Precision, threads: usize) -> Result<VtdeEngine> {
-    let mut options =
-        crate::commands::runtime_options(&args.runtime, vtde_runtime::ImageOptions::default());
+fn open_engine(
+    args: &ModelBenchSettings,
+    precision: Precision,
+    threads: usize,
+) -> Result<VtdeEngine> {
+    let mut options = args.runtime.clone();
     options.intra_op_threads = Some(threads);
     options.precision = precision;
     let mut open_times = Vec::new();
@@ -259,7 +287,7 @@ fn open_engine(args: &BenchModelArgs, precision: Precision, threads: usize) -> R
 /// Opens the torch-exported graphs that `tools/bench_model.py` wrote to `dir` in vtde's
 /// runtime, as a package: the manifest and tokenizer are copied beside them (checksums
 /// are not verified: the manifest's are those of vtde's graphs).
-fn open_torch_graphs(args: &BenchModelArgs, threads: usize, dir: &Path) -> Result<VtdeEngine> {
+fn open_torch_graphs(args: &ModelBenchSettings, threads: usize, dir: &Path) -> Result<VtdeEngine> {
     let source = vtde_runtime::Package::open_with(&args.package, false)
         .with_context(|| format!("opening package {}", args.package.display()))?;
     for kind in vtde_runtime::GraphKind::ALL {
@@ -292,8 +320,7 @@ fn open_torch_graphs(args: &BenchModelArgs, threads: usize, dir: &Path) -> Resul
     let name = tokenizer.file_name().context("tokenizer file name")?;
     std::fs::copy(&tokenizer, dir.join(name))
         .with_context(|| format!("copying {} to {}", tokenizer.display(), dir.display()))?;
-    let mut options =
-        crate::commands::runtime_options(&args.runtime, vtde_runtime::ImageOptions::default());
+    let mut options = args.runtime.clone();
     options.intra_op_threads = Some(threads);
     options.verify_checksums = false;
     let model = Model::open(dir, &options)
@@ -307,7 +334,7 @@ fn open_torch_graphs(args: &BenchModelArgs, threads: usize, dir: &Path) -> Resul
     })
 }
 
-fn make_inputs(model: &Model, args: &BenchModelArgs) -> Inputs {
+fn make_inputs(model: &Model, args: &ModelBenchSettings) -> Inputs {
     let m = model.manifest();
     let (h, w) = (m.image.height as usize, m.image.width as usize);
     let mut seed = 1u64;
@@ -376,7 +403,7 @@ impl PythonBaselines {
     fn start(
         checkpoint: &Path,
         python: &Path,
-        args: &BenchModelArgs,
+        args: &ModelBenchSettings,
         threads: usize,
         export_dir: &Path,
         engines: &[VtdeEngine],
@@ -476,7 +503,7 @@ fn print_table(
     vtde_columns: usize,
     rates: &[Vec<Vec<f64>>],
     threads: usize,
-    args: &BenchModelArgs,
+    args: &ModelBenchSettings,
 ) {
     println!(
         "throughput, items/s: median over {} interleaved rounds of the median of {} runs; \

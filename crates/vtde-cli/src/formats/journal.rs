@@ -20,6 +20,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::Shard;
 
+/// The package's identity for output markers: its directory (absolute when it can be
+/// resolved) and the sha256 of its `vtde.json`, which holds every graph's sha256.
+pub fn package_identity(package: &Path) -> Result<(String, String)> {
+    let dir = std::fs::canonicalize(package).unwrap_or_else(|_| package.to_owned());
+    let sha = vtde_runtime::package::sha256_file(&package.join("vtde.json"))
+        .with_context(|| format!("hashing {}", package.join("vtde.json").display()))?;
+    Ok((dir.display().to_string(), sha))
+}
+
 /// Version of the marker format.
 pub const MARKER_VERSION: u32 = 1;
 
@@ -41,6 +50,26 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
+    /// The run of `command` with `package` (identified by [`package_identity`]),
+    /// `settings` (recorded as JSON), the PATHS arguments `roots` and `shard`.
+    pub fn new(
+        command: &str,
+        package: &Path,
+        settings: &impl Serialize,
+        roots: Vec<String>,
+        shard: Option<Shard>,
+    ) -> Result<Self> {
+        let (package, package_sha256) = package_identity(package)?;
+        Ok(RunInfo {
+            command: command.into(),
+            package,
+            package_sha256,
+            settings: serde_json::to_value(settings).context("serializing the settings")?,
+            roots,
+            shard,
+        })
+    }
+
     /// Why outputs of `self` and `other` cannot be combined, if they cannot. The package
     /// path may differ (a package copied elsewhere is the same package), and so may the
     /// shard when `ignore_shard` is set (merge).

@@ -1,0 +1,50 @@
+//! `vtde embed-text PACKAGE --texts-file FILE -o DIR`: the lines of a text file into an
+//! embeddings directory ([`crate::formats::embeddings_dir`]), in file order, a batch at
+//! a time, each batch committed (so `--resume` continues a killed run).
+
+use anyhow::{bail, Context, Result};
+
+use crate::args::EmbedTextArgs;
+use crate::commands::{open_model, Outcome};
+use crate::formats::embeddings_dir::{EmbedOutput, EmbedSettings};
+use crate::formats::journal::RunInfo;
+use crate::progress::Reporter;
+use crate::settings;
+
+pub fn run(args: &EmbedTextArgs) -> Result<Outcome> {
+    let settings = settings::EmbedText::from_args(args)?;
+    let texts = &settings.texts;
+    let model = open_model(&settings.package, &settings.runtime)?;
+    let recorded =
+        EmbedSettings::texts(model.manifest().projection_dim, settings.precision.clone());
+    let roots = vec![settings.texts_file.display().to_string()];
+    let run = RunInfo::new("embed-text", &settings.package, &recorded, roots, None)?;
+    let (mut out, prior) = EmbedOutput::open(&settings.output, run, settings.resume)?;
+    // Texts are embedded in file order, so the rows done are a prefix of the texts.
+    let start = prior.keys.len();
+    if start > texts.len() || prior.keys[..] != texts[..start] {
+        bail!(
+            "cannot resume {}: its texts are not the first lines of {}; run without --resume",
+            settings.output.display(),
+            settings.texts_file.display()
+        );
+    }
+    let mut reporter = Reporter::new("embed-text", (texts.len() - start) as u64);
+    reporter.skipped = start as u64;
+    let mut result = Ok(());
+    for chunk in texts[start..].chunks(settings.batch_size) {
+        result = model
+            .embed_texts(chunk)
+            .context("embedding texts")
+            .and_then(|e| out.add(e.view(), chunk.iter().map(String::as_str)))
+            .and_then(|()| out.commit(false));
+        if result.is_err() {
+            break;
+        }
+        reporter.wrote(chunk.len() as u64);
+    }
+    let finished = result.and_then(|()| out.commit(true));
+    reporter.finish("embedded", "texts");
+    finished?;
+    Ok(Outcome::AllGood)
+}

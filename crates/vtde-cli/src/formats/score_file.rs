@@ -1,0 +1,265 @@
+//! A score results file (`vtde score -o FILE`), its errors file and its progress marker.
+//!
+//! | file | what |
+//! |---|---|
+//! | `FILE` | a record per scored image: CSV with a header, or JSONL ([`ScoreRecords`]) |
+//! | `FILE.errors.csv` (`.jsonl`) | path and reason per failed file (`--errors` elsewhere) |
+//! | `FILE.progress.json` | the commit marker ([`super::journal`]): run, settings, bytes |
+//!
+//! Without `-o`, records go to stdout (the errors file only where `--errors` says) and
+//! there is no marker. `--resume` continues the committed part of a file; `vtde merge`
+//! joins the files of `--shard` runs.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::args::Format;
+use crate::formats::journal::{read_prefix, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION};
+use crate::formats::records::{error_header, error_record, scan, ScoreRecords};
+use crate::inputs::{ImageReading, Selection};
+
+/// The `kind` of a score run's marker.
+pub const MARKER_KIND: &str = "vtde-progress";
+
+/// The settings recorded in the progress marker: what shapes the results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreSettings {
+    pub labels: Vec<String>,
+    pub templates: Vec<String>,
+    pub top_k: Option<usize>,
+    pub format: Format,
+    pub precision: String,
+    pub selection: Selection,
+    pub reading: ImageReading,
+}
+
+impl ScoreSettings {
+    /// How the records of these settings are written.
+    pub fn records(&self) -> ScoreRecords {
+        ScoreRecords {
+            format: self.format,
+            labels: self.labels.clone(),
+            top_k: self.top_k,
+        }
+    }
+}
+
+/// The marker of a results file: `FILE.progress.json`.
+pub fn marker_path(output: &Path) -> PathBuf {
+    with_suffix(output, ".progress.json")
+}
+
+/// The errors file of a results file, unless `--errors` says otherwise.
+pub fn default_errors_path(output: &Path, format: Format) -> PathBuf {
+    with_suffix(
+        output,
+        match format {
+            Format::Csv => ".errors.csv",
+            Format::Jsonl => ".errors.jsonl",
+        },
+    )
+}
+
+/// `path` with `suffix` appended to its file name (`out.csv` → `out.csv.progress.json`).
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    s.into()
+}
+
+/// What an earlier run already wrote (`--resume`).
+#[derive(Debug, Default)]
+pub struct Prior {
+    /// Paths already scored or failed.
+    pub done: HashSet<String>,
+    /// Records and failures in the files.
+    pub records: u64,
+    pub failed: u64,
+}
+
+enum Sink {
+    Stdout(std::io::BufWriter<std::io::Stdout>),
+    File(AppendFile),
+}
+
+/// The results, the errors file and the marker of one score run.
+pub struct ScoreOutput {
+    sink: Sink,
+    format: Format,
+    errors: Option<AppendFile>,
+    marker: Option<(PathBuf, Marker)>,
+}
+
+impl ScoreOutput {
+    /// Opens the results (`output`, else stdout) and the errors file: afresh, or
+    /// continuing the committed part of an earlier run (`resume`) with the same settings.
+    pub fn open(
+        output: Option<&Path>,
+        errors: Option<&Path>,
+        records: &ScoreRecords,
+        run: RunInfo,
+        resume: bool,
+    ) -> Result<(Self, Prior)> {
+        let format = records.format;
+        let header = records.header();
+        let Some(output) = output else {
+            let mut stdout = std::io::BufWriter::new(std::io::stdout());
+            if let Some(h) = &header {
+                stdout
+                    .write_all(h.as_bytes())
+                    .context("writing to stdout")?;
+            }
+            let errors = errors.map(|e| fresh(e, error_header(format))).transpose()?;
+            let out = ScoreOutput {
+                sink: Sink::Stdout(stdout),
+                format,
+                errors,
+                marker: None,
+            };
+            return Ok((out, Prior::default()));
+        };
+        let errors = errors.context("no errors file")?;
+        let marker_path = marker_path(output);
+        let earlier = if resume {
+            Marker::read(&marker_path)?
+        } else {
+            None
+        };
+        let mut prior = Prior::default();
+        let (sink, errors_file) = match earlier {
+            Some(marker) => {
+                if let Some(why) = run.mismatch(&marker.run, false) {
+                    bail!(
+                        "cannot resume {}: it was {why}; run without --resume to start over",
+                        output.display()
+                    );
+                }
+                let bytes = read_prefix(output, marker.commit.output_bytes)?;
+                let found = scan(format, &bytes, header.as_deref(), "path")
+                    .with_context(|| format!("cannot resume {}", output.display()))?;
+                let err_bytes = read_prefix(errors, marker.commit.errors_bytes)?;
+                let err_header = error_header(format);
+                let failed = scan(format, &err_bytes, err_header.as_deref(), "path")
+                    .with_context(|| format!("cannot resume {}", errors.display()))?;
+                prior.records = found.records.len() as u64;
+                prior.failed = failed.records.len() as u64;
+                prior.done = found
+                    .records
+                    .into_iter()
+                    .chain(failed.records)
+                    .map(|r| r.key)
+                    .collect();
+                let mut sink = AppendFile::open(output, found.valid_len as u64)?;
+                if found.header_end == 0 {
+                    if let Some(h) = &header {
+                        sink.push(h);
+                    }
+                }
+                let mut errors_file = AppendFile::open(errors, failed.valid_len as u64)?;
+                if failed.header_end == 0 {
+                    if let Some(h) = &err_header {
+                        errors_file.push(h);
+                    }
+                }
+                (sink, errors_file)
+            }
+            None => {
+                if resume && std::fs::metadata(output).is_ok_and(|m| m.len() > 0) {
+                    eprintln!(
+                        "vtde score: no progress marker {}; starting {} afresh",
+                        marker_path.display(),
+                        output.display()
+                    );
+                }
+                (fresh(output, header)?, fresh(errors, error_header(format))?)
+            }
+        };
+        let marker = Marker {
+            kind: MARKER_KIND.into(),
+            version: MARKER_VERSION,
+            run,
+            commit: Commit::default(),
+            complete: false,
+        };
+        let mut out = ScoreOutput {
+            sink: Sink::File(sink),
+            format,
+            errors: Some(errors_file),
+            marker: Some((marker_path, marker)),
+        };
+        out.write_marker(prior.records, prior.failed, false)?;
+        Ok((out, prior))
+    }
+
+    /// Appends a record.
+    pub fn record(&mut self, line: &str) {
+        match &mut self.sink {
+            // Stdout is buffered; errors surface at the next flush.
+            Sink::Stdout(w) => {
+                let _ = w.write_all(line.as_bytes());
+            }
+            Sink::File(f) => f.push(line),
+        }
+    }
+
+    /// Records a failed file.
+    pub fn error(&mut self, path: &str, reason: &str) {
+        if let Some(e) = &mut self.errors {
+            e.push(&error_record(self.format, path, reason));
+        }
+    }
+
+    /// Writes what is pending, makes it durable, and moves the marker forward: `done`
+    /// records and `failed` files in all, earlier runs included.
+    pub fn commit(&mut self, done: u64, failed: u64, complete: bool) -> Result<()> {
+        self.write_marker(done, failed, complete)
+    }
+
+    fn write_marker(&mut self, done: u64, failed: u64, complete: bool) -> Result<()> {
+        let output_bytes = match &mut self.sink {
+            Sink::Stdout(w) => {
+                w.flush().context("writing to stdout")?;
+                0
+            }
+            Sink::File(f) => f.flush()?,
+        };
+        let errors_bytes = match &mut self.errors {
+            Some(e) => e.flush()?,
+            None => 0,
+        };
+        let Some((path, marker)) = &mut self.marker else {
+            return Ok(());
+        };
+        if let Sink::File(f) = &self.sink {
+            f.sync()?;
+        }
+        if let Some(e) = &self.errors {
+            e.sync()?;
+        }
+        marker.commit = Commit {
+            output_bytes,
+            errors_bytes,
+            rows: 0,
+            done,
+            failed,
+        };
+        marker.complete = complete;
+        marker.write(path)
+    }
+}
+
+/// A new, empty output file, with its header.
+fn fresh(path: &Path, header: Option<String>) -> Result<AppendFile> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut f = AppendFile::open(path, 0)?;
+    if let Some(h) = header {
+        f.push(&h);
+    }
+    Ok(f)
+}

@@ -1,0 +1,392 @@
+//! The flags of [`crate::args`] turned, once, into the settings the commands work with.
+//!
+//! Each command gets one struct, built by its `from_args` before anything runs: how the
+//! model is opened ([`RuntimeOptions`]), which files are read and how ([`Inputs`],
+//! [`ImageReading`]), how the decoding pool runs ([`PipelineOptions`]), the output
+//! format and paths. The checks that clap cannot express (duplicate labels, a template
+//! without `{}`) are made here, so a command's `run` reads: settings, then the model and
+//! the inputs, then the output. `vtde bench` gets the settings structs of `vtde-bench`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use vtde_runtime::manifest::Precision;
+use vtde_runtime::{ImageOptions, OptimizationLevel, RuntimeOptions};
+
+use crate::args::{
+    BenchMemoryArgs, BenchModelArgs, BenchPreprocessArgs, EmbedArgs, EmbedTextArgs, ExportArgs,
+    Format, InputArgs, MergeArgs, Optimization, PipelineArgs, RuntimeArgs, ScoreArgs, SearchArgs,
+    Shard,
+};
+use crate::formats::score_file::{default_errors_path, ScoreSettings};
+use crate::inputs::{self, ImageReading, Input, Selection};
+use crate::pipeline::{default_decode_threads, PipelineOptions};
+
+/// `vtde export`.
+pub struct Export {
+    pub checkpoint: PathBuf,
+    pub out: PathBuf,
+    pub options: vtde_export::ExportOptions,
+}
+
+impl Export {
+    pub fn from_args(args: &ExportArgs) -> Self {
+        // `--quantize int8` is `--precision int8`; each variant once, in name order.
+        let mut variants = args.precision.clone();
+        if args.quantize.is_some() {
+            variants.push(Precision::Int8);
+        }
+        variants.sort_by_key(|p| p.name());
+        variants.dedup();
+        Export {
+            checkpoint: args.checkpoint.clone(),
+            out: args.out.clone(),
+            options: vtde_export::ExportOptions { variants },
+        }
+    }
+}
+
+/// `vtde score`.
+pub struct Score {
+    pub package: PathBuf,
+    pub runtime: RuntimeOptions,
+    /// What shapes the results, as recorded in the progress marker.
+    pub recorded: ScoreSettings,
+    pub inputs: Inputs,
+    pub pipeline: PipelineOptions,
+    /// The results file (`-o`; stdout without it).
+    pub output: Option<PathBuf>,
+    /// The errors file: `--errors`, else beside the results file, else none.
+    pub errors: Option<PathBuf>,
+    pub resume: bool,
+    /// `--model-only`: the model alone, on the first batch, for benchmarks.
+    pub model_only: bool,
+}
+
+impl Score {
+    pub fn from_args(args: &ScoreArgs) -> Result<Self> {
+        let labels = labels(args)?;
+        for t in &args.template {
+            if !t.contains("{}") {
+                bail!("--template {t:?} has no {{}} for the label");
+            }
+        }
+        let output = args.output.output.clone();
+        let format = output_format(args.output.format, output.as_deref());
+        let inputs = Inputs::from_args(&args.input);
+        let reading = image_reading(&args.pipeline);
+        let errors = match (&args.output.errors, &output) {
+            (Some(e), _) => Some(e.clone()),
+            (None, Some(o)) => Some(default_errors_path(o, format)),
+            (None, None) => None,
+        };
+        Ok(Score {
+            package: args.package.clone(),
+            runtime: runtime_options(&args.runtime, reading.options()),
+            recorded: ScoreSettings {
+                labels,
+                templates: args.template.clone(),
+                top_k: args.top_k.map(|k| k as usize),
+                format,
+                precision: args.runtime.precision.to_string(),
+                selection: inputs.selection.clone(),
+                reading,
+            },
+            inputs,
+            pipeline: pipeline_options(&args.pipeline),
+            output,
+            errors,
+            resume: args.output.resume,
+            model_only: args.model_only,
+        })
+    }
+}
+
+/// `vtde embed`.
+pub struct Embed {
+    pub package: PathBuf,
+    pub runtime: RuntimeOptions,
+    /// The `--run-precision`, as recorded.
+    pub precision: String,
+    pub inputs: Inputs,
+    pub reading: ImageReading,
+    pub pipeline: PipelineOptions,
+    /// The embeddings directory.
+    pub output: PathBuf,
+    pub resume: bool,
+}
+
+impl Embed {
+    pub fn from_args(args: &EmbedArgs) -> Self {
+        let reading = image_reading(&args.pipeline);
+        Embed {
+            package: args.package.clone(),
+            runtime: runtime_options(&args.runtime, reading.options()),
+            precision: args.runtime.precision.to_string(),
+            inputs: Inputs::from_args(&args.input),
+            reading,
+            pipeline: pipeline_options(&args.pipeline),
+            output: args.output.clone(),
+            resume: args.resume,
+        }
+    }
+}
+
+/// `vtde embed-text`.
+pub struct EmbedText {
+    pub package: PathBuf,
+    pub runtime: RuntimeOptions,
+    /// The `--run-precision`, as recorded.
+    pub precision: String,
+    /// The texts to embed: the non-blank lines of `texts_file`.
+    pub texts: Vec<String>,
+    pub texts_file: PathBuf,
+    pub batch_size: usize,
+    /// The embeddings directory.
+    pub output: PathBuf,
+    pub resume: bool,
+}
+
+impl EmbedText {
+    pub fn from_args(args: &EmbedTextArgs) -> Result<Self> {
+        Ok(EmbedText {
+            texts: read_lines(&args.texts_file)?,
+            package: args.package.clone(),
+            runtime: runtime_options(&args.runtime, ImageOptions::default()),
+            precision: args.runtime.precision.to_string(),
+            texts_file: args.texts_file.clone(),
+            batch_size: args.batch_size as usize,
+            output: args.output.clone(),
+            resume: args.resume,
+        })
+    }
+}
+
+/// What `vtde search` looks for.
+pub enum Query {
+    Text(String),
+    Image(PathBuf),
+}
+
+/// `vtde search`.
+pub struct Search {
+    /// The embeddings directory.
+    pub dir: PathBuf,
+    pub query: Query,
+    pub top: usize,
+    /// `--package`; else the package recorded in the directory.
+    pub package: Option<PathBuf>,
+    /// The runtime flags; image files are read as the directory records.
+    pub runtime: RuntimeOptions,
+    /// The results file (`-o`; stdout without it).
+    pub output: Option<PathBuf>,
+    pub format: Format,
+}
+
+impl Search {
+    pub fn from_args(args: &SearchArgs) -> Result<Self> {
+        let query = match (&args.query, &args.image) {
+            (_, Some(image)) => Query::Image(image.clone()),
+            (Some(text), None) => Query::Text(text.clone()),
+            (None, None) => bail!("give a query text or --image FILE"),
+        };
+        Ok(Search {
+            dir: args.dir.clone(),
+            query,
+            top: args.top as usize,
+            package: args.package.clone(),
+            runtime: runtime_options(&args.runtime, ImageOptions::default()),
+            output: args.output.clone(),
+            format: output_format(args.format, args.output.as_deref()),
+        })
+    }
+}
+
+/// `vtde merge`.
+pub struct Merge {
+    /// The shard outputs: score result files or embeddings directories.
+    pub inputs: Vec<PathBuf>,
+    pub output: PathBuf,
+    pub allow_incomplete: bool,
+}
+
+impl Merge {
+    pub fn from_args(args: &MergeArgs) -> Self {
+        Merge {
+            inputs: args.inputs.clone(),
+            output: args.output.clone(),
+            allow_incomplete: args.allow_incomplete,
+        }
+    }
+}
+
+/// Which files a folder run reads: the PATHS, the walk's selection, the shard.
+pub struct Inputs {
+    pub roots: Vec<PathBuf>,
+    pub selection: Selection,
+    pub shard: Option<Shard>,
+}
+
+impl Inputs {
+    fn from_args(args: &InputArgs) -> Self {
+        Inputs {
+            roots: args.paths.clone(),
+            selection: Selection::new(&args.extensions, args.hidden, args.follow_links),
+            shard: args.shard,
+        }
+    }
+
+    /// Walks the roots: the inputs of this shard, in order.
+    pub fn collect(&self) -> Vec<Input> {
+        inputs::select(&self.roots, &self.selection, self.shard)
+    }
+
+    /// The roots as recorded in markers.
+    pub fn recorded_roots(&self) -> Vec<String> {
+        self.roots.iter().map(|p| p.display().to_string()).collect()
+    }
+}
+
+/// The runtime options the flags ask for, reading image files with `image`.
+pub fn runtime_options(args: &RuntimeArgs, image: ImageOptions) -> RuntimeOptions {
+    RuntimeOptions {
+        onnxruntime_library: args.onnxruntime.clone(),
+        intra_op_threads: args.threads,
+        inter_op_threads: args.inter_op_threads,
+        optimization_level: match args.optimization {
+            Optimization::Disable => OptimizationLevel::Disable,
+            Optimization::Basic => OptimizationLevel::Basic,
+            Optimization::Extended => OptimizationLevel::Extended,
+            Optimization::All => OptimizationLevel::All,
+        },
+        memory_arena: !args.no_memory_arena,
+        intra_op_spinning: args.spin,
+        precision: args.precision,
+        image,
+        ..RuntimeOptions::default()
+    }
+}
+
+/// How image files are read, from the pipeline flags.
+fn image_reading(args: &PipelineArgs) -> ImageReading {
+    ImageReading {
+        exif_orientation: args.exif_orientation(),
+        fast_jpeg: args.fast_jpeg,
+        max_pixels: args
+            .max_pixels
+            .unwrap_or(ImageReading::default().max_pixels),
+    }
+}
+
+/// How the decoding pool runs, from the pipeline flags.
+fn pipeline_options(args: &PipelineArgs) -> PipelineOptions {
+    PipelineOptions {
+        batch_size: args.batch_size as usize,
+        decode_threads: args
+            .decode_threads
+            .map_or_else(default_decode_threads, |n| n as usize),
+    }
+}
+
+/// `--format`, else guessed from the output file's extension, else CSV.
+fn output_format(format: Option<Format>, output: Option<&Path>) -> Format {
+    format.unwrap_or_else(|| {
+        let ext = output
+            .and_then(|p| p.extension())
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("jsonl" | "ndjson") => Format::Jsonl,
+            _ => Format::Csv,
+        }
+    })
+}
+
+/// `--labels` or the lines of `--labels-file`; at least one, no duplicates.
+fn labels(args: &ScoreArgs) -> Result<Vec<String>> {
+    let labels = match &args.labels_file {
+        // Spaces around a label in a file are layout, not meaning.
+        Some(file) => read_lines(file)?
+            .iter()
+            .map(|l| l.trim().to_owned())
+            .collect(),
+        None => args.labels.clone(),
+    };
+    if labels.is_empty() {
+        bail!("no labels given");
+    }
+    let mut seen = HashSet::new();
+    for l in &labels {
+        if !seen.insert(l) {
+            bail!("label {l:?} is given twice");
+        }
+    }
+    Ok(labels)
+}
+
+/// The non-blank lines of a UTF-8 text file (a trailing `\r` is removed).
+fn read_lines(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {} (UTF-8 text)", path.display()))?;
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
+    if lines.is_empty() {
+        bail!("{} has no non-blank lines", path.display());
+    }
+    Ok(lines)
+}
+
+/// `vtde bench model`.
+pub fn bench_model(args: &BenchModelArgs) -> Result<vtde_bench::ModelBenchSettings> {
+    if args.repeats == 0 || args.rounds == 0 {
+        bail!("--repeats and --rounds must be at least 1");
+    }
+    Ok(vtde_bench::ModelBenchSettings {
+        package: args.package.clone(),
+        checkpoint: args.checkpoint.clone(),
+        python: args.python.clone(),
+        batch_sizes: args.batch_sizes.clone(),
+        seq_lens: args.seq_lens.clone(),
+        repeats: args.repeats,
+        rounds: args.rounds,
+        precisions: args.precisions.clone(),
+        open_repeats: args.open_repeats,
+        runtime: runtime_options(&args.runtime, ImageOptions::default()),
+    })
+}
+
+/// `vtde bench memory`.
+pub fn bench_memory(args: &BenchMemoryArgs) -> Result<vtde_bench::MemoryBenchSettings> {
+    let warm_up = vtde_bench::memory::WARM_UP_RUNS;
+    if args.runs <= warm_up {
+        bail!("--runs must be more than the {warm_up} warm-up runs");
+    }
+    if args.batch_size == 0 || args.seq_len == 0 || args.samples == 0 {
+        bail!("--batch-size, --seq-len and --samples must be at least 1");
+    }
+    Ok(vtde_bench::MemoryBenchSettings {
+        package: args.package.clone(),
+        runs: args.runs,
+        batch_size: args.batch_size,
+        seq_len: args.seq_len,
+        samples: args.samples,
+        runtime: runtime_options(&args.runtime, ImageOptions::default()),
+    })
+}
+
+/// `vtde bench preprocess`.
+pub fn bench_preprocess(args: &BenchPreprocessArgs) -> Result<vtde_bench::PreprocessBenchSettings> {
+    if args.repeats == 0 {
+        bail!("--repeats must be at least 1");
+    }
+    Ok(vtde_bench::PreprocessBenchSettings {
+        package: args.package.clone(),
+        images: args.images.clone(),
+        python: args.python.clone(),
+        repeats: args.repeats,
+    })
+}
