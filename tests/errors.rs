@@ -180,10 +180,10 @@ fn tampered_graph_fails_its_checksum() {
 #[test]
 fn weights_changed_after_a_cached_verification_fail_their_checksum() {
     let (tmp, pkg) = package_copy("vit-bert-tiny");
-    let options = vtde_runtime::RuntimeOptions {
-        checksum_cache_dir: Some(tmp.path().join("cache")),
-        ..vtde_runtime::RuntimeOptions::default()
-    };
+    let options = vtde_runtime::RuntimeOptions::default().with_package_options(
+        vtde_runtime::PackageOptions::default()
+            .with_checksum_cache_dir(Some(tmp.path().join("cache"))),
+    );
     vtde_runtime::Model::open(&pkg, &options).expect("the intact package opens");
     let entries = fs::read_dir(tmp.path().join("cache/verified"))
         .expect("the open filled the cache")
@@ -239,7 +239,7 @@ fn corrupt_and_truncated_images_are_errors_that_name_the_file() {
     for (name, bytes) in cases {
         let path = tmp.path().join(name);
         fs::write(&path, bytes).expect("write");
-        match vtde_runtime::load_image(&path) {
+        match vtde_runtime::read_image(&path, &vtde_runtime::ImageOptions::default()) {
             Ok(_) => panic!("{name} decoded"),
             Err(e) => assert!(e.to_string().contains(name), "{name}: {e}"),
         }

@@ -22,7 +22,7 @@ const FILE_EMBED_COSINE: f64 = 0.9999;
 const DCT_SCALING_COSINE: f64 = 0.9999;
 
 fn ort_available() -> bool {
-    match vtde_runtime::onnxruntime::load(None) {
+    match vtde_runtime::load_onnxruntime(None) {
         Ok(_) => true,
         Err(e) => {
             if std::env::var_os("VTDE_REQUIRE_ORT").is_some() {
@@ -40,10 +40,7 @@ fn open(checkpoint: &str, dir: &Path, image: ImageOptions) -> Model {
     if !out.exists() {
         vtde_export::export(&src, &out, &mut |_| {}).expect("fixture checkpoint exports");
     }
-    let options = RuntimeOptions {
-        image,
-        ..RuntimeOptions::default()
-    };
+    let options = RuntimeOptions::default().with_image_options(image);
     Model::open(&out, &options).expect("package opens")
 }
 
@@ -93,7 +90,9 @@ fn jpeg_embeddings_match_transformers_with_pil() {
 /// A large photo-like JPEG: a fixture photo upscaled (Lanczos) with seeded sensor-like
 /// noise, so that the file has the fine detail of a camera JPEG.
 fn large_jpeg(dir: &Path, name: &str, width: u32, height: u32) -> PathBuf {
-    let src = vtde_runtime::load_image(&fx::file(name)).unwrap().to_rgb8();
+    let src = vtde_runtime::read_image(fx::file(name), &ImageOptions::default())
+        .unwrap()
+        .to_rgb8();
     let mut big = imageops::resize(&src, width, height, imageops::FilterType::Lanczos3);
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     for px in big.pixels_mut() {
@@ -129,10 +128,7 @@ fn dct_scaling_stays_close_to_the_full_decode() {
     let fast = open(
         checkpoint,
         dir.path(),
-        ImageOptions {
-            jpeg_dct_scaling: true,
-            ..ImageOptions::default()
-        },
+        ImageOptions::default().with_jpeg_dct_scaling(true),
     );
     // 224x224 targets: 1/2 for 1024x768 (1/4 would be less than twice the target), 1/4
     // for 2400x1800, 1/8 for 3600x3600; 300x400 is too small to scale, so both paths
@@ -159,7 +155,17 @@ fn dct_scaling_stays_close_to_the_full_decode() {
         "no scaling below 2x"
     );
     // The scaled decode is really used: its pixel values differ.
-    let pa = full.load_and_preprocess(&files[1..2]).pixel_values;
-    let pb = fast.load_and_preprocess(&files[1..2]).pixel_values;
+    let pixel_values = |model: &Model| {
+        let mut pixels = None;
+        model
+            .stream_image_files(&files[1..2], |batch| {
+                pixels = Some(batch.into_pixel_values());
+                Ok::<(), vtde_runtime::Error>(())
+            })
+            .unwrap();
+        pixels.unwrap()
+    };
+    let (pa, pb) = (pixel_values(&full), pixel_values(&fast));
+    assert_eq!(pa.shape()[0], 1);
     assert_ne!(pa, pb);
 }

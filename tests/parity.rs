@@ -15,8 +15,7 @@
 //! measured on its own. Run with `--nocapture` to see the measured differences.
 
 use ndarray::{s, Array2, Array4, ArrayD, Ix2, Ix4};
-use vtde_runtime::similarity::l2_normalize;
-use vtde_runtime::{load_image, Model, RuntimeOptions, TextBatch};
+use vtde_runtime::{l2_normalize, read_image, ImageOptions, Model, RuntimeOptions, TextBatch};
 use vtde_tests::{
     exported_package, fixture_configs, input_image, max_abs_diff, min_row_cosine, Fixture,
 };
@@ -118,7 +117,9 @@ fn check_pixels(fx: &Fixture, model: &Model) {
         .info
         .images
         .iter()
-        .map(|name| load_image(&input_image(name)).expect("fixture image decodes"))
+        .map(|name| {
+            read_image(input_image(name), &ImageOptions::default()).expect("fixture image decodes")
+        })
         .collect();
     let ours: Array4<f32> = model.preprocess_images(&images).expect("preprocess");
     let reference = fx
@@ -272,7 +273,7 @@ fn check_end_to_end(fx: &Fixture, model: &Model) {
         .info
         .images
         .iter()
-        .map(|n| load_image(&input_image(n)).expect("decodes"))
+        .map(|n| read_image(input_image(n), &ImageOptions::default()).expect("decodes"))
         .collect();
     let ours = model.embed_images(&images).expect("embed images");
     let cosine = min_row_cosine(ours.view(), as2(fx.f32("image_embeds_normalized")).view());
@@ -288,7 +289,11 @@ fn check_end_to_end(fx: &Fixture, model: &Model) {
             .jpeg_images
             .iter()
             .map(|n| {
-                load_image(&vtde_tests::fixtures_dir().join("inputs/jpeg").join(n)).expect("jpeg")
+                read_image(
+                    vtde_tests::fixtures_dir().join("inputs/jpeg").join(n),
+                    &ImageOptions::default(),
+                )
+                .expect("jpeg")
             })
             .collect();
         let ours = model.embed_images(&jpegs).expect("embed jpeg");

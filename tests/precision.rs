@@ -7,9 +7,7 @@
 //! differ. Run with `--nocapture` to see the measured cosines.
 
 use ndarray::{Array2, Ix2, Ix4};
-use vtde_runtime::manifest::Precision;
-use vtde_runtime::similarity::l2_normalize;
-use vtde_runtime::{Model, RuntimeOptions, TextBatch};
+use vtde_runtime::{l2_normalize, Model, Precision, RuntimeOptions, TextBatch};
 use vtde_tests::{exported_package_with_variants, fixture_configs, min_row_cosine, Fixture};
 
 const INT8_COSINE: f32 = 0.999;
@@ -26,10 +24,7 @@ const INT8_EXCEPTIONS: &[(&str, f32, &str)] = &[(
 )];
 
 fn embeddings(fx: &Fixture, precision: Precision) -> (Array2<f32>, Array2<f32>) {
-    let options = RuntimeOptions {
-        precision,
-        ..RuntimeOptions::default()
-    };
+    let options = RuntimeOptions::default().with_precision(precision);
     let model = Model::open(exported_package_with_variants(&fx.name), &options)
         .unwrap_or_else(|e| panic!("{}: opening the {precision} variant: {e}", fx.name));
     let pixels = fx

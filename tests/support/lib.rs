@@ -125,11 +125,11 @@ pub fn exported_package(config: &str) -> PathBuf {
 
 /// Like [`exported_package`], with int8 and fp16 variants of the towers.
 pub fn exported_package_with_variants(config: &str) -> PathBuf {
-    use vtde_runtime::manifest::Precision;
+    use vtde_runtime::Precision;
     export_once(config, &[Precision::Int8, Precision::Fp16])
 }
 
-fn export_once(config: &str, variants: &[vtde_runtime::manifest::Precision]) -> PathBuf {
+fn export_once(config: &str, variants: &[vtde_runtime::Precision]) -> PathBuf {
     static DIRS: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
     let root = ROOT.get_or_init(|| tempfile::tempdir().expect("temp dir"));
@@ -145,9 +145,7 @@ fn export_once(config: &str, variants: &[vtde_runtime::manifest::Precision]) -> 
         .or_insert_with(|| {
             let out = root.path().join(&key);
             let checkpoint = fixtures_dir().join(config).join("checkpoint");
-            let options = vtde_export::ExportOptions {
-                variants: variants.to_vec(),
-            };
+            let options = vtde_export::ExportOptions::default().with_variants(variants.to_vec());
             vtde_export::export_with(&checkpoint, &out, &options, &mut |_| {})
                 .unwrap_or_else(|e| panic!("export of {config} failed: {e}"));
             out

@@ -41,6 +41,7 @@ pub struct MemoryBenchSettings {
     pub runtime: RuntimeOptions,
 }
 
+/// Runs the memory benchmark and prints its report.
 pub fn run(args: &MemoryBenchSettings) -> Result<()> {
     if args.runs <= WARM_UP_RUNS {
         bail!("runs must be more than the {WARM_UP_RUNS} warm-up runs");
@@ -55,7 +56,7 @@ pub fn run(args: &MemoryBenchSettings) -> Result<()> {
     let options = &args.runtime;
     // ONNX Runtime's own code and start-up allocations (tens of MiB) do not scale with
     // the package; measured apart, so that the bound is checked on what does.
-    vtde_runtime::onnxruntime::load(options.onnxruntime_library.as_deref())
+    vtde_runtime::load_onnxruntime(options.onnxruntime_library.as_deref())
         .context("loading ONNX Runtime")?;
     let with_runtime = rss().unwrap_or(before_open);
     let model = Model::open(&args.package, options)

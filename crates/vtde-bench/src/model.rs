@@ -25,9 +25,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use vtde_runtime::manifest::Precision;
 use vtde_runtime::ndarray::{Array2, Array4};
-use vtde_runtime::{Model, RuntimeOptions, TextBatch};
+use vtde_runtime::{Model, PackageOptions, Precision, RuntimeOptions, TextBatch};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -147,6 +146,8 @@ impl VtdeEngine {
     }
 }
 
+/// Runs the graph-speed benchmark (vtde and the Python baselines, interleaved) and prints
+/// its table.
 pub fn run(args: &ModelBenchSettings) -> Result<()> {
     if args.repeats == 0 || args.rounds == 0 {
         bail!("repeats and rounds must be at least 1");
@@ -249,9 +250,11 @@ fn open_engine(
     precision: Precision,
     threads: usize,
 ) -> Result<VtdeEngine> {
-    let mut options = args.runtime.clone();
-    options.intra_op_threads = Some(threads);
-    options.precision = precision;
+    let options = args
+        .runtime
+        .clone()
+        .with_threads(threads)
+        .with_precision(precision);
     let mut open_times = Vec::new();
     let mut model = None;
     for _ in 0..args.open_repeats.max(1) {
@@ -288,7 +291,8 @@ fn open_engine(
 /// runtime, as a package: the manifest and tokenizer are copied beside them (checksums
 /// are not verified: the manifest's are those of vtde's graphs).
 fn open_torch_graphs(args: &ModelBenchSettings, threads: usize, dir: &Path) -> Result<VtdeEngine> {
-    let source = vtde_runtime::Package::open_with(&args.package, false)
+    let unverified = PackageOptions::default().with_checksum_verification(false);
+    let source = vtde_runtime::Package::open(&args.package, &unverified)
         .with_context(|| format!("opening package {}", args.package.display()))?;
     for kind in vtde_runtime::GraphKind::ALL {
         let exported = dir.join(match kind {
@@ -320,9 +324,11 @@ fn open_torch_graphs(args: &ModelBenchSettings, threads: usize, dir: &Path) -> R
     let name = tokenizer.file_name().context("tokenizer file name")?;
     std::fs::copy(&tokenizer, dir.join(name))
         .with_context(|| format!("copying {} to {}", tokenizer.display(), dir.display()))?;
-    let mut options = args.runtime.clone();
-    options.intra_op_threads = Some(threads);
-    options.verify_checksums = false;
+    let options = args
+        .runtime
+        .clone()
+        .with_threads(threads)
+        .with_checksum_verification(false);
     let model = Model::open(dir, &options)
         .with_context(|| format!("opening the torch-exported graphs in {}", dir.display()))?;
     let inputs = make_inputs(&model, args);

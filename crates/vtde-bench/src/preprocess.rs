@@ -26,7 +26,7 @@ use vtde_runtime::manifest::{
     ImagePreprocess, Normalize, ResampleFilter, Resize, ResizeRule, Size,
 };
 use vtde_runtime::ndarray::Array3;
-use vtde_runtime::{read_image, ImageOptions, ImagePreprocessor, Package};
+use vtde_runtime::{read_image, ImageOptions, ImagePreprocessor, Package, PackageOptions};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -54,11 +54,13 @@ struct BenchFile {
 /// Milliseconds per image by (group, measurement).
 type Table = BTreeMap<(String, String), f64>;
 
+/// Runs the preprocessing benchmark (vtde and PIL + transformers) and prints its table.
 pub fn run(args: &PreprocessBenchSettings) -> Result<()> {
     if args.repeats == 0 {
         bail!("repeats must be at least 1");
     }
-    let package = Package::open_with(&args.package, false)
+    let unverified = PackageOptions::default().with_checksum_verification(false);
+    let package = Package::open(&args.package, &unverified)
         .with_context(|| format!("opening package {}", args.package.display()))?;
     let package_image = package.manifest().image.clone();
     let configs = [
@@ -342,18 +344,9 @@ fn measure_vtde(
     threads: usize,
 ) -> Result<Table> {
     let mut table = Table::new();
-    let exact = ImageOptions {
-        threads: Some(1),
-        ..ImageOptions::default()
-    };
-    let dct = ImageOptions {
-        jpeg_dct_scaling: true,
-        ..exact.clone()
-    };
-    let pool = ImageOptions {
-        threads: Some(threads),
-        ..ImageOptions::default()
-    };
+    let exact = ImageOptions::default().with_decode_threads(1);
+    let dct = exact.clone().with_jpeg_dct_scaling(true);
+    let pool = ImageOptions::default().with_decode_threads(threads);
     for (group, paths) in groups(files) {
         let decode = median_ms(repeats, paths.len(), || {
             for p in &paths {
@@ -385,12 +378,15 @@ fn measure_vtde(
             if group.starts_with("JPEG") || group.starts_with("JPG") {
                 insert(&mut table, &group, &format!("{name} dct"), one(&dct)?);
             }
+            // The runtime's streaming pipeline, all files in one batch.
             let pooled = median_ms(repeats, many.len(), || {
-                let batch = pre.preprocess_files(&many, &pool);
-                match batch.outcomes.into_iter().find_map(|o| o.err()) {
-                    Some(e) => Err(e.into()),
-                    None => Ok(()),
-                }
+                pre.stream_files(&many, &pool, many.len(), |batch| {
+                    match batch.failures.into_iter().next() {
+                        Some((_, e)) => Err(e),
+                        None => Ok(()),
+                    }
+                })
+                .map_err(Into::into)
             })?;
             // Several threads: only the wall-clock time means something.
             table.insert((group.clone(), format!("{name} pool")), pooled.wall);

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use vtde_runtime::manifest::Precision;
+use vtde_runtime::Precision;
 
 /// Exit codes, shown in `--help` and kept in one place with the code that returns them.
 pub const EXIT_CODES: &str = "Exit codes: 0 when everything went well; 1 when some input \

@@ -81,12 +81,10 @@ impl Default for ImageReading {
 impl ImageReading {
     /// The runtime's image options that read files this way.
     pub fn options(&self) -> ImageOptions {
-        ImageOptions {
-            apply_exif_orientation: self.exif_orientation,
-            jpeg_dct_scaling: self.fast_jpeg,
-            max_pixels: self.max_pixels,
-            ..ImageOptions::default()
-        }
+        ImageOptions::default()
+            .with_exif_orientation(self.exif_orientation)
+            .with_jpeg_dct_scaling(self.fast_jpeg)
+            .with_max_pixels(self.max_pixels)
     }
 }
 
@@ -98,6 +96,37 @@ pub struct Input {
     pub key: Vec<u8>,
     /// Why the path could not be listed, when it could not: the input then fails at once.
     pub unlistable: Option<String>,
+}
+
+/// The runtime's streaming pipeline reads inputs; one that could not be listed fails at
+/// once, in its place, with the reason.
+impl vtde_runtime::ImageSource for Input {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn unavailable(&self) -> Option<&str> {
+        self.unlistable.as_deref()
+    }
+}
+
+/// Why an input failed, as outputs write it: without its path (outputs give that
+/// separately).
+pub fn failure_reason(e: &vtde_runtime::Error) -> String {
+    use vtde_runtime::Error;
+    match e {
+        Error::ImageDecode { message, .. } => format!("cannot decode: {message}"),
+        Error::ImagePreprocessFile { message, .. } => format!("cannot preprocess: {message}"),
+        Error::ImageTooLarge {
+            width,
+            height,
+            max_pixels,
+            ..
+        } => format!("{width}x{height} pixels is more than the limit of {max_pixels}"),
+        Error::ImageUnavailable { message, .. } => message.clone(),
+        Error::DecoderPanicked { .. } => "the image decoder panicked on this file".into(),
+        other => other.to_string(),
+    }
 }
 
 impl Input {

@@ -9,10 +9,13 @@
 //!   inputs → output. Commands share [`commands::Outcome`] and never import each other.
 //! - [`formats`]: the files vtde writes and reads back: score results files, embeddings
 //!   directories, and their building blocks (records, `.npy`, the commit journal).
-//! - [`inputs`] (which files, which shard, how they are read), [`progress`] (what the
-//!   person watching sees), and [`model_ext`] over [`pipeline`] (streaming image files
-//!   through the decoding pool into embeddings; label embeddings): the part about to move
-//!   into `vtde-runtime`.
+//! - [`inputs`] (which files, which shard, how they are read, why one failed) and
+//!   [`progress`] (what the person watching sees).
+//!
+//! The library does the work: `vtde-runtime` streams image files through its decoding
+//! pool (`Model::stream_image_files`) and embeds labels with prompt templates
+//! (`Model::embed_labels`); the commands own flags, walking folders, output formats,
+//! journaling and progress.
 //!
 //! Exit codes: 0 all went well; 1 some input files failed (each reported on stderr and
 //! in the errors file) and the rest were processed; 2 usage, model, ONNX Runtime or
@@ -22,8 +25,6 @@ mod args;
 mod commands;
 mod formats;
 mod inputs;
-mod model_ext;
-mod pipeline;
 mod progress;
 mod settings;
 

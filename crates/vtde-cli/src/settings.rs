@@ -2,7 +2,8 @@
 //!
 //! Each command gets one struct, built by its `from_args` before anything runs: how the
 //! model is opened ([`RuntimeOptions`]), which files are read and how ([`Inputs`],
-//! [`ImageReading`]), how the decoding pool runs ([`PipelineOptions`]), the output
+//! [`ImageReading`]), how the decoding pool runs (batch size and decoding threads, in
+//! the runtime options), the output
 //! format and paths. The checks that clap cannot express (duplicate labels, a template
 //! without `{}`) are made here, so a command's `run` reads: settings, then the model and
 //! the inputs, then the output. `vtde bench` gets the settings structs of `vtde-bench`.
@@ -11,7 +12,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use vtde_runtime::manifest::Precision;
+use vtde_runtime::Precision;
 use vtde_runtime::{ImageOptions, OptimizationLevel, RuntimeOptions};
 
 use crate::args::{
@@ -21,7 +22,6 @@ use crate::args::{
 };
 use crate::formats::score_file::{default_errors_path, ScoreSettings};
 use crate::inputs::{self, ImageReading, Input, Selection};
-use crate::pipeline::{default_decode_threads, PipelineOptions};
 
 /// `vtde export`.
 pub struct Export {
@@ -42,7 +42,7 @@ impl Export {
         Export {
             checkpoint: args.checkpoint.clone(),
             out: args.out.clone(),
-            options: vtde_export::ExportOptions { variants },
+            options: vtde_export::ExportOptions::default().with_variants(variants),
         }
     }
 }
@@ -54,7 +54,8 @@ pub struct Score {
     /// What shapes the results, as recorded in the progress marker.
     pub recorded: ScoreSettings,
     pub inputs: Inputs,
-    pub pipeline: PipelineOptions,
+    /// Images per batch (also in `runtime`).
+    pub batch_size: usize,
     /// The results file (`-o`; stdout without it).
     pub output: Option<PathBuf>,
     /// The errors file: `--errors`, else beside the results file, else none.
@@ -83,7 +84,7 @@ impl Score {
         };
         Ok(Score {
             package: args.package.clone(),
-            runtime: runtime_options(&args.runtime, reading.options()),
+            runtime: pipeline_runtime_options(&args.runtime, &args.pipeline, &reading),
             recorded: ScoreSettings {
                 labels,
                 templates: args.template.clone(),
@@ -94,7 +95,7 @@ impl Score {
                 reading,
             },
             inputs,
-            pipeline: pipeline_options(&args.pipeline),
+            batch_size: args.pipeline.batch_size as usize,
             output,
             errors,
             resume: args.output.resume,
@@ -111,7 +112,6 @@ pub struct Embed {
     pub precision: String,
     pub inputs: Inputs,
     pub reading: ImageReading,
-    pub pipeline: PipelineOptions,
     /// The embeddings directory.
     pub output: PathBuf,
     pub resume: bool,
@@ -122,11 +122,10 @@ impl Embed {
         let reading = image_reading(&args.pipeline);
         Embed {
             package: args.package.clone(),
-            runtime: runtime_options(&args.runtime, reading.options()),
+            runtime: pipeline_runtime_options(&args.runtime, &args.pipeline, &reading),
             precision: args.runtime.precision.to_string(),
             inputs: Inputs::from_args(&args.input),
             reading,
-            pipeline: pipeline_options(&args.pipeline),
             output: args.output.clone(),
             resume: args.resume,
         }
@@ -250,22 +249,42 @@ impl Inputs {
 
 /// The runtime options the flags ask for, reading image files with `image`.
 pub fn runtime_options(args: &RuntimeArgs, image: ImageOptions) -> RuntimeOptions {
-    RuntimeOptions {
-        onnxruntime_library: args.onnxruntime.clone(),
-        intra_op_threads: args.threads,
-        inter_op_threads: args.inter_op_threads,
-        optimization_level: match args.optimization {
+    let mut options = RuntimeOptions::default()
+        .with_optimization_level(match args.optimization {
             Optimization::Disable => OptimizationLevel::Disable,
             Optimization::Basic => OptimizationLevel::Basic,
             Optimization::Extended => OptimizationLevel::Extended,
             Optimization::All => OptimizationLevel::All,
-        },
-        memory_arena: !args.no_memory_arena,
-        intra_op_spinning: args.spin,
-        precision: args.precision,
-        image,
-        ..RuntimeOptions::default()
+        })
+        .with_memory_arena(!args.no_memory_arena)
+        .with_spinning(args.spin)
+        .with_precision(args.precision)
+        .with_image_options(image);
+    if let Some(library) = &args.onnxruntime {
+        options = options.with_onnxruntime_library(library);
     }
+    if let Some(threads) = args.threads {
+        options = options.with_threads(threads);
+    }
+    if let Some(threads) = args.inter_op_threads {
+        options = options.with_inter_op_threads(threads);
+    }
+    options
+}
+
+/// The runtime options of a command that streams image files: the runtime flags, the
+/// image reading, and the pipeline's batch size and decoding threads (default: one per
+/// core; they sleep when they are ahead of the model).
+fn pipeline_runtime_options(
+    runtime: &RuntimeArgs,
+    pipeline: &PipelineArgs,
+    reading: &ImageReading,
+) -> RuntimeOptions {
+    let mut image = reading.options();
+    if let Some(threads) = pipeline.decode_threads {
+        image = image.with_decode_threads(threads as usize);
+    }
+    runtime_options(runtime, image).with_batch_size(pipeline.batch_size as usize)
 }
 
 /// How image files are read, from the pipeline flags.
@@ -276,16 +295,6 @@ fn image_reading(args: &PipelineArgs) -> ImageReading {
         max_pixels: args
             .max_pixels
             .unwrap_or(ImageReading::default().max_pixels),
-    }
-}
-
-/// How the decoding pool runs, from the pipeline flags.
-fn pipeline_options(args: &PipelineArgs) -> PipelineOptions {
-    PipelineOptions {
-        batch_size: args.batch_size as usize,
-        decode_threads: args
-            .decode_threads
-            .map_or_else(default_decode_threads, |n| n as usize),
     }
 }
 

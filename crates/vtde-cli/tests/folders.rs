@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vtde_runtime::ndarray::{Array2, Axis};
-use vtde_runtime::similarity::l2_normalize;
-use vtde_runtime::{load_image, Model, RuntimeOptions};
+use vtde_runtime::{l2_normalize, read_image, ImageOptions, Model, RuntimeOptions};
 use vtde_tests::{exported_package, input_image};
 
 const GOOD: [&str; 6] = [
@@ -95,7 +94,7 @@ fn open_model(package: &Path) -> Model {
 fn embed_files(model: &Model, files: &[PathBuf]) -> Array2<f32> {
     let images: Vec<_> = files
         .iter()
-        .map(|f| load_image(f).expect("good image"))
+        .map(|f| read_image(f, &ImageOptions::default()).expect("good image"))
         .collect();
     model.embed_images(&images).expect("embeds")
 }
@@ -744,7 +743,6 @@ fn shards_merge_to_the_unsharded_run() {
 /// settings must differ on a rotated photo (orientation 6: 90° clockwise).
 #[test]
 fn exif_orientation_is_applied_by_default_and_off_on_request() {
-    use vtde_runtime::{read_image, ImageOptions};
     let tmp = tempfile::tempdir().expect("tmp");
     let package = exported_package("vit-bert-tiny");
     let photo = vtde_tests::fixtures_dir().join("images/files/exif_6.jpg");
@@ -755,10 +753,7 @@ fn exif_orientation_is_applied_by_default_and_off_on_request() {
 
     let model = open_model(&package);
     let library = |apply: bool| {
-        let options = ImageOptions {
-            apply_exif_orientation: apply,
-            ..ImageOptions::default()
-        };
+        let options = ImageOptions::default().with_exif_orientation(apply);
         let image = read_image(&file, &options).expect("fixture decodes");
         model.embed_images(&[image]).expect("embeds")
     };

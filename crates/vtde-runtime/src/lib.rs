@@ -62,9 +62,10 @@ pub use preprocess::text::{TextBatch, TextTokenizer};
 pub use session::{ExecutionProvider, OptimizationLevel};
 pub use similarity::{contrastive_loss, l2_normalize, scores, Scores};
 
-/// The package contract, re-exported: manifest types, graph names, precisions.
-pub use vtde_package::{self as package_contract, manifest, GraphKind, Manifest, Precision};
+pub use vtde_package::{manifest, GraphKind, Manifest, Precision};
 
-/// Re-exported so that callers use the same `image` and `ndarray` versions.
+/// Re-exported so that callers use the same versions: the package contract
+/// (`vtde_package`: manifest types, graph names, checksums), `image` and `ndarray`.
 pub use image;
 pub use ndarray;
+pub use vtde_package;

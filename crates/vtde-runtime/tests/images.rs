@@ -40,7 +40,7 @@ fn decoded_rgb_matches_pil_for_every_file() {
     let cases = fx::cases();
     let mut failures = Vec::new();
     for case in &cases.decode {
-        let result = read_image(&fx::file(&case.file), &ImageOptions::default());
+        let result = read_image(fx::file(&case.file), &ImageOptions::default());
         if let Some(why) = &case.vtde_unsupported {
             // Known gaps must fail cleanly, naming the file.
             let Err(err) = result else {
@@ -202,7 +202,7 @@ fn pixel_limit_is_checked_before_decoding_and_configurable() {
         "webp_lossy.webp",
         "tiff_cmyk.tif",
     ] {
-        let Err(err) = read_image(&fx::file(name), &tight) else {
+        let Err(err) = read_image(fx::file(name), &tight) else {
             panic!("{name} decoded")
         };
         match &err {

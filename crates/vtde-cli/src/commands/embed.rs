@@ -1,21 +1,21 @@
 //! `vtde embed PACKAGE PATHS... -o DIR`: image embeddings into an embeddings directory
 //! ([`crate::formats::embeddings_dir`]).
 //!
-//! Images flow through the decoding pool ([`crate::model_ext::stream_image_files`]); each
+//! Images flow through the runtime's streaming pipeline (`Model::stream_image_files`); each
 //! batch's rows and paths are appended and committed, so `--resume` continues a killed
 //! run and `vtde merge` joins the directories of `--shard` runs. A file that cannot be
 //! read is reported on stderr and in `errors.jsonl`, and the run goes on.
 
 use std::collections::HashSet;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::args::EmbedArgs;
+use crate::commands::test_batch_delay;
 use crate::commands::{open_model, Outcome};
 use crate::formats::embeddings_dir::{EmbedOutput, EmbedSettings};
 use crate::formats::journal::RunInfo;
-use crate::inputs::Input;
-use crate::model_ext::stream_image_files;
+use crate::inputs::{failure_reason, Input};
 use crate::progress::Reporter;
 use crate::settings;
 
@@ -51,15 +51,21 @@ pub fn run(args: &EmbedArgs) -> Result<Outcome> {
     reporter.skipped = (prior.keys.len() + prior.failed.len()) as u64;
     reporter.failed_before = prior.failed.len() as u64;
 
-    let result = stream_image_files(&model, &todo, settings.pipeline, |batch| {
-        for (i, reason) in &batch.failures {
+    let delay = test_batch_delay();
+    let result = model.stream_image_files(&todo, |batch| -> Result<()> {
+        delay();
+        for (i, error) in &batch.failures {
             let path = todo[*i].display();
-            out.error(&path, reason);
-            reporter.fail(&path, reason);
+            let reason = failure_reason(error);
+            out.error(&path, &reason);
+            reporter.fail(&path, &reason);
         }
         if !batch.items.is_empty() {
+            let embeddings = model
+                .embed_pixel_values(batch.pixel_values())
+                .context("embedding the images")?;
             let paths: Vec<String> = batch.items.iter().map(|&i| todo[i].display()).collect();
-            out.add(batch.embeddings.view(), paths.iter().map(String::as_str))?;
+            out.add(embeddings.view(), paths.iter().map(String::as_str))?;
             reporter.wrote(batch.items.len() as u64);
         }
         out.commit(false)

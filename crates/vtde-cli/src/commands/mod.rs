@@ -32,6 +32,20 @@ impl Outcome {
     }
 }
 
+/// Testing aid: the environment variable `VTDE_TEST_BATCH_DELAY_MS` makes a folder run
+/// sleep that long before each batch, so that tests can kill a run midway reliably.
+pub fn test_batch_delay() -> impl Fn() {
+    let delay = std::env::var("VTDE_TEST_BATCH_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis);
+    move || {
+        if let Some(delay) = delay {
+            std::thread::sleep(delay);
+        }
+    }
+}
+
 /// Opens a package.
 pub fn open_model(package: &Path, options: &RuntimeOptions) -> Result<Model> {
     Model::open(package, options).with_context(|| format!("opening package {}", package.display()))

@@ -2,8 +2,9 @@
 //!
 //! The label embeddings are computed once, before the images: with templates, each
 //! label's embedding is the mean of its templated texts' normalized embeddings,
-//! normalized again (CLIP's prompt ensembling). Images flow through the decoding pool
-//! ([`crate::model_ext::stream_image_files`]); each scored image gives one record: its
+//! normalized again (CLIP's prompt ensembling: `Model::embed_labels`). Images flow
+//! through the runtime's streaming pipeline (`Model::stream_image_files`); each scored
+//! image gives one record: its
 //! path and the probability of each label (softmax over the labels, as transformers'
 //! `logits_per_image.softmax(1)`), or the top k. A file that cannot be read is reported
 //! on stderr and in the errors file, and the run goes on.
@@ -12,18 +13,16 @@
 //! them ([`crate::formats::score_file`]), so `--resume` continues a killed run; `vtde
 //! merge` joins the results of `--shard` runs.
 
-use std::path::Path;
-
 use anyhow::{bail, Context, Result};
 use vtde_runtime::ndarray::{s, ArrayView2, Axis};
 use vtde_runtime::Model;
 
 use crate::args::ScoreArgs;
+use crate::commands::test_batch_delay;
 use crate::commands::{open_model, Outcome};
 use crate::formats::journal::RunInfo;
 use crate::formats::score_file::ScoreOutput;
-use crate::inputs::Input;
-use crate::model_ext::{embed_labels, embed_pixels, stream_image_files};
+use crate::inputs::{failure_reason, Input};
 use crate::progress::Reporter;
 use crate::settings;
 
@@ -31,11 +30,12 @@ pub fn run(args: &ScoreArgs) -> Result<Outcome> {
     let settings = settings::Score::from_args(args)?;
     let recorded = &settings.recorded;
     let model = open_model(&settings.package, &settings.runtime)?;
-    let label_embeds = embed_labels(&model, &recorded.labels, &recorded.templates)?;
+    let label_embeds = model
+        .embed_labels(&recorded.labels, &recorded.templates)
+        .context("embedding the labels")?;
     let inputs = settings.inputs.collect();
     if settings.model_only {
-        let batch_size = settings.pipeline.batch_size;
-        return model_only(&model, &inputs, label_embeds.view(), batch_size);
+        return model_only(&model, &inputs, label_embeds.view(), settings.batch_size);
     }
 
     let run = RunInfo::new(
@@ -67,15 +67,21 @@ pub fn run(args: &ScoreArgs) -> Result<Outcome> {
         ));
     }
 
-    let result = stream_image_files(&model, &todo, settings.pipeline, |batch| {
-        for (i, reason) in &batch.failures {
+    let delay = test_batch_delay();
+    let result = model.stream_image_files(&todo, |batch| -> Result<()> {
+        delay();
+        for (i, error) in &batch.failures {
             let path = todo[*i].display();
-            out.error(&path, reason);
-            reporter.fail(&path, reason);
+            let reason = failure_reason(error);
+            out.error(&path, &reason);
+            reporter.fail(&path, &reason);
         }
         if !batch.items.is_empty() {
+            let embeddings = model
+                .embed_pixel_values(batch.pixel_values())
+                .context("embedding the images")?;
             let scores = model
-                .score(batch.embeddings.view(), label_embeds.view())
+                .score(embeddings.view(), label_embeds.view())
                 .context("scoring")?;
             for (&i, probs) in batch.items.iter().zip(scores.probs_per_image.rows()) {
                 let probs: Vec<f32> = probs.to_vec();
@@ -101,20 +107,22 @@ fn model_only(
     label_embeds: ArrayView2<'_, f32>,
     batch_size: usize,
 ) -> Result<Outcome> {
-    let first: Vec<&Path> = inputs
-        .iter()
-        .take(batch_size)
-        .map(|i| i.path.as_path())
-        .collect();
-    let pixels = model.load_and_preprocess(&first).pixel_values;
-    if pixels.is_empty() {
+    let first = &inputs[..batch_size.min(inputs.len())];
+    let mut pixels = None;
+    model.stream_image_files(first, |batch| -> Result<()> {
+        pixels = Some(batch.into_pixel_values());
+        Ok(())
+    })?;
+    let Some(pixels) = pixels.filter(|p| !p.is_empty()) else {
         bail!("--model-only needs readable images among the first {batch_size} files");
-    }
+    };
     let mut reporter = Reporter::new("score --model-only", 0);
     let mut left = inputs.len();
     while left > 0 {
         let n = left.min(pixels.len_of(Axis(0)));
-        let embeds = embed_pixels(model, pixels.slice(s![..n, .., .., ..]))?;
+        let embeds = model
+            .embed_pixel_values(pixels.slice(s![..n, .., .., ..]))
+            .context("embedding the images")?;
         let scores = model
             .score(embeds.view(), label_embeds)
             .context("scoring")?;

@@ -69,10 +69,10 @@ pub fn run(args: &SearchArgs) -> Result<Outcome> {
         );
     }
     // A query image is read as the embedded images were.
-    let runtime = vtde_runtime::RuntimeOptions {
-        image: recorded.reading.clone().unwrap_or_default().options(),
-        ..settings.runtime.clone()
-    };
+    let runtime = settings
+        .runtime
+        .clone()
+        .with_image_options(recorded.reading.clone().unwrap_or_default().options());
     let model = open_model(&package, &runtime)?;
     let query = match &settings.query {
         Query::Image(image) => {

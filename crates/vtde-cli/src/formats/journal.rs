@@ -24,7 +24,7 @@ use crate::args::Shard;
 /// resolved) and the sha256 of its `vtde.json`, which holds every graph's sha256.
 pub fn package_identity(package: &Path) -> Result<(String, String)> {
     let dir = std::fs::canonicalize(package).unwrap_or_else(|_| package.to_owned());
-    let sha = vtde_runtime::package::sha256_file(&package.join("vtde.json"))
+    let sha = vtde_runtime::vtde_package::sha256_file(&package.join("vtde.json"))
         .with_context(|| format!("hashing {}", package.join("vtde.json").display()))?;
     Ok((dir.display().to_string(), sha))
 }

@@ -4,7 +4,6 @@
 //! robustness tests generate.
 
 #![allow(dead_code)]
-
 // Helpers outside #[test] functions unwrap too: a failure there is the test's failure.
 #![allow(clippy::unwrap_used)]
 
