@@ -4,7 +4,7 @@ against the Python pipeline (PIL + transformers' image processor + onnxruntime o
 same ONNX graphs), measured side by side in one run.
 
     cargo build --release -p vtde-cli
-    "$(../shared/reference-env.sh)/bin/python" tools/bench_folder.py --work /tmp/vtde-bench
+    "$(tools/reference-env.sh)/bin/python" tools/bench_folder.py --work /tmp/vtde-bench
 
 What it does (everything under --work, reused when already there):
 1. a CLIP ViT-B/32-sized `CLIPModel` with random weights (tokenizer files from the
@@ -24,7 +24,7 @@ What it does (everything under --work, reused when already there):
      softmax against label embeddings computed once, CSV rows written; timed from the
      first image to the last, sessions created beforehand.
    The median of each is reported, and the median over rounds of each round's ratios
-   (paired, so that the machine's changing load cancels), for the targets of DESIGN.md:
+   (paired, so that the machine's changing load cancels), for the targets of docs/design.md:
    end to end / model only (within 15%: >= 0.85) and vtde / Python (>= 1.4 on 1024x768,
    >= 3 on 12-megapixel photos). All use the same ONNX Runtime thread count (--threads).
 """

@@ -2,7 +2,7 @@
 """Python baselines for `vtde bench model`: a checkpoint's towers and projection head in
 torch eager, and in onnxruntime on a `torch.onnx.export` of them, with the same threads.
 
-    "$(../shared/reference-env.sh)/bin/python" tools/bench_model.py --serve \
+    "$(tools/reference-env.sh)/bin/python" tools/bench_model.py --serve \
         --checkpoint DIR --batch-sizes 1,8,32 --seq-lens 16,77 --threads 2
 
 `vtde bench model --checkpoint DIR --python PY` starts it, with `--export-dir`: the

@@ -2,9 +2,9 @@
 """The Python baseline of `vtde bench preprocess`: PIL decoding and transformers' image
 processors, one thread, per image.
 
-    "$(/work/shared/reference-env.sh)/bin/python" tools/bench_preprocess.py \\
+    "$(tools/reference-env.sh)/bin/python" tools/bench_preprocess.py \\
         --make-images DIR                      # write the benchmark images, print them as JSON
-    "$(/work/shared/reference-env.sh)/bin/python" tools/bench_preprocess.py \\
+    "$(tools/reference-env.sh)/bin/python" tools/bench_preprocess.py \\
         --repeats 5 --package-image JSON --json-out OUT FILE...
 
 `vtde bench preprocess` runs both (the second on the same files it measures itself); the

