@@ -1,6 +1,6 @@
 //! JPEG files end to end: image embeddings of the `vit-bert-224` fixture package from
 //! JPEG files, against transformers + PIL (libjpeg-turbo) on the same files (recorded by
-//! `tools/make_image_fixtures.py`); DESIGN.md's target is cosine ≥ 0.9999. And the
+//! `tools/make_image_fixtures.py`); the design's (docs/design.md) target is cosine ≥ 0.9999. And the
 //! optional DCT-domain downscaling of large JPEGs, measured against the full decode.
 //!
 //! Needs the ONNX Runtime library (`bash tools/fetch-onnxruntime.sh`); without it the
@@ -18,7 +18,7 @@ use vtde_runtime::{ImageOptions, Model, RuntimeOptions};
 
 const FILE_EMBED_COSINE: f64 = 0.9999;
 /// The DCT-scaled decode against the full one: measured 0.99992 and above on these
-/// photos (0.99999 at 1/2 and 1/4); the bound is the JPEG target of DESIGN.md.
+/// photos (0.99999 at 1/2 and 1/4); the bound is the JPEG target of docs/design.md.
 const DCT_SCALING_COSINE: f64 = 0.9999;
 
 fn ort_available() -> bool {

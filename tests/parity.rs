@@ -1,7 +1,7 @@
 //! Parity with transformers 5.24: every fixture checkpoint is exported with
 //! `vtde-export`, opened with `vtde-runtime`, and each stage is compared with the outputs
-//! `tools/make_fixtures.py` recorded from the real transformers model, at DESIGN.md's
-//! tolerances:
+//! `tools/make_fixtures.py` recorded from the real transformers model, at the tolerances
+//! of `docs/design.md`:
 //!
 //! | stage | target |
 //! |---|---|

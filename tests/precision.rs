@@ -1,5 +1,5 @@
 //! The int8 and fp16 variants of the towers stay within their accuracy gates against the
-//! fp32 graphs of the same package (DESIGN.md: int8 embedding cosine ≥ 0.999; fp16 is
+//! fp32 graphs of the same package (docs/design.md: int8 embedding cosine ≥ 0.999; fp16 is
 //! for GPUs, where the target is 0.9999; on the CPU it must load and agree within fp16
 //! tolerance, checked here at the same 0.9999).
 //!

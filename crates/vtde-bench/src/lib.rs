@@ -10,7 +10,7 @@
 //!
 //! - [`model`]: throughput of a package's graphs, against torch eager and
 //!   `torch.onnx.export` + onnxruntime (`tools/bench_model.py`).
-//! - [`memory`]: resident memory over many runs (the DESIGN.md bound, leak check).
+//! - [`memory`]: resident memory over many runs (the bound of docs/design.md, leak check).
 //! - [`preprocess`]: image decoding and preprocessing per image, against PIL +
 //!   transformers' processors (`tools/bench_preprocess.py`).
 
@@ -81,7 +81,7 @@ pub(crate) fn random_text_batch(
     seed: &mut u64,
 ) -> vtde_runtime::TextBatch {
     use vtde_runtime::ndarray::Array2;
-    let vocab = model.tokenizer().inner().get_vocab_size(true).max(4) as u64;
+    let vocab = model.tokenizer().vocab_size().max(4) as u64;
     let ids = Array2::from_shape_fn((rows, seq), |_| {
         (3 + lcg(seed) % (vocab.min(30000) - 3)) as i64
     });

@@ -3,8 +3,9 @@
 //! Opens the package, then runs the vision, text and projection graphs `--runs` times on
 //! the same deterministic random batch, sampling resident memory (`VmRSS`) along the way.
 //! It reports:
-//! - the peak (`VmHWM`) against DESIGN.md's bound: 1.5 × the bytes of the graphs in use
-//!   (graph and weights files) plus one batch (the pixel and token tensors of a run),
+//! - the peak (`VmHWM`) against the bound of `docs/design.md`: 1.5 × the bytes of the
+//!   graphs in use (graph and weights files) plus one batch (the pixel and token tensors
+//!   of a run),
 //!   counted above the process with ONNX Runtime loaded (its code and start-up
 //!   allocations, tens of MiB whatever the package);
 //! - the growth per run between the first sample after warm-up and the last one, the

@@ -55,7 +55,7 @@ pub struct ModelBenchSettings {
     pub runtime: RuntimeOptions,
 }
 
-/// Texts per text-graph run (DESIGN.md's baselines use 32).
+/// Texts per text-graph run (the baselines of docs/design.md use 32).
 const TEXT_BATCH: usize = 32;
 
 /// One measured workload: a graph and its batch size (or text length).

@@ -363,8 +363,9 @@ pub enum BenchCommand {
     Model(BenchModelArgs),
     /// Image decoding and preprocessing per image, next to PIL + transformers' processors.
     Preprocess(BenchPreprocessArgs),
-    /// Resident memory over many runs of all three graphs: the peak against DESIGN.md's
-    /// bound (1.5 × the graphs' bytes plus one batch), and growth per run (leak check).
+    /// Resident memory over many runs of all three graphs: the peak against the bound of
+    /// docs/design.md (1.5 × the graphs' bytes plus one batch), and growth per run (leak
+    /// check).
     Memory(BenchMemoryArgs),
 }
 
@@ -395,7 +396,7 @@ pub struct BenchModelArgs {
     /// The checkpoint the package was exported from: runs the Python baselines on it.
     #[arg(long, value_name = "DIR")]
     pub checkpoint: Option<PathBuf>,
-    /// Python of the reference environment (../shared/reference-env.sh) for the baselines.
+    /// Python of the reference environment (`tools/reference-env.sh`) for the baselines.
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
     /// Image batch sizes.
@@ -428,7 +429,7 @@ pub struct BenchPreprocessArgs {
     pub package: PathBuf,
     /// Image files to measure on (default: generated from the test photos).
     pub images: Vec<PathBuf>,
-    /// Python of the reference environment (../shared/reference-env.sh) for the baseline.
+    /// Python of the reference environment (`tools/reference-env.sh`) for the baseline.
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
     /// Timed passes over the images (the median is reported).

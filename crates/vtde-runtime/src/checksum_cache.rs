@@ -2,7 +2,7 @@
 //! package opens fast the second time.
 //!
 //! Hashing the graphs of a ViT-B/32 package (600 MB) takes about 0.25 s of two cores,
-//! a quarter of the one-second start-up budget (DESIGN.md). After a file has been hashed
+//! a quarter of the one-second start-up budget (docs/design.md). After a file has been hashed
 //! and found right, an entry records the file's identity: device, inode, size,
 //! modification time and, above all, *change* time (`ctime`). The kernel sets `ctime` on
 //! every write and metadata change and user programs cannot set it back, so a file whose

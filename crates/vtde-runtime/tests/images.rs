@@ -3,7 +3,7 @@
 //! every filter, odd sizes, EXIF orientation both ways; then limits, the parallel batch
 //! API, and a corpus of broken files.
 //!
-//! Targets (DESIGN.md): decoded RGB identical to PIL's; `pixel_values` within ±1 level of
+//! Targets (docs/design.md): decoded RGB identical to PIL's; `pixel_values` within ±1 level of
 //! 255 of transformers' PIL-backend processors, mean ≤ 0.02 levels. Run with
 //! `--nocapture` to see the measured differences.
 

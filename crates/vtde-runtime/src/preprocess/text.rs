@@ -72,7 +72,7 @@ impl TextTokenizer {
     }
 
     /// Wraps an already loaded tokenizer; `path` is only used in error messages.
-    pub fn from_tokenizer(
+    fn from_tokenizer(
         mut tokenizer: Tokenizer,
         config: &TextPreprocess,
         path: &Path,
@@ -113,9 +113,9 @@ impl TextTokenizer {
         self.max_length
     }
 
-    /// The underlying `tokenizers` tokenizer (with the manifest's truncation set).
-    pub fn inner(&self) -> &Tokenizer {
-        &self.tokenizer
+    /// The number of token ids, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
     }
 
     /// Tokenizes a batch: special tokens added, truncated to `max_length`, padded to the
