@@ -23,9 +23,13 @@ use crate::session::{ExecutionProvider, OptimizationLevel, SessionConfig};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RuntimeOptions {
-    /// The ONNX Runtime library file (or a folder holding it). `None` searches
-    /// `ORT_DYLIB_PATH`, beside the executable and the project cache (see
-    /// [`crate::onnxruntime`]).
+    /// The ONNX Runtime library file (or a folder holding it), version 1.31.x. `None`:
+    /// the file `ORT_DYLIB_PATH` names, if set; else the first found of: beside the
+    /// executable (and in its parent folder), `$VTDE_CACHE_DIR/onnxruntime/1.31.1/`, and
+    /// `.cache/onnxruntime/1.31.1/` in the current folder or a folder above it, or in the
+    /// vtde checkout this crate was built from (where `tools/fetch-onnxruntime.sh` puts
+    /// it). A path given here or in
+    /// `ORT_DYLIB_PATH` that does not load is an error, never silently replaced.
     pub onnxruntime_library: Option<PathBuf>,
     /// Threads inside one operator, per session (ONNX Runtime's default: one per
     /// physical core).

@@ -3,7 +3,7 @@
 
 use ort::session::builder::GraphOptimizationLevel;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// ONNX Runtime's graph optimization levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,24 +71,28 @@ impl ExecutionProvider {
                 Ok(ort::ep::CUDA::default().with_device_id(*device_id).build())
             }
             #[cfg(not(feature = "cuda"))]
-            ExecutionProvider::Cuda { .. } => Err(Error::ExecutionProviderUnavailable {
-                provider: "CUDA",
-                feature: "cuda",
-            }),
+            ExecutionProvider::Cuda { .. } => {
+                Err(crate::error::Error::ExecutionProviderUnavailable {
+                    provider: "CUDA",
+                    feature: "cuda",
+                })
+            }
             #[cfg(feature = "tensorrt")]
             ExecutionProvider::TensorRt { device_id, fp16 } => Ok(ort::ep::TensorRT::default()
                 .with_device_id(*device_id)
                 .with_fp16(*fp16)
                 .build()),
             #[cfg(not(feature = "tensorrt"))]
-            ExecutionProvider::TensorRt { .. } => Err(Error::ExecutionProviderUnavailable {
-                provider: "TensorRT",
-                feature: "tensorrt",
-            }),
+            ExecutionProvider::TensorRt { .. } => {
+                Err(crate::error::Error::ExecutionProviderUnavailable {
+                    provider: "TensorRT",
+                    feature: "tensorrt",
+                })
+            }
             #[cfg(feature = "coreml")]
             ExecutionProvider::CoreMl => Ok(ort::ep::CoreML::default().build()),
             #[cfg(not(feature = "coreml"))]
-            ExecutionProvider::CoreMl => Err(Error::ExecutionProviderUnavailable {
+            ExecutionProvider::CoreMl => Err(crate::error::Error::ExecutionProviderUnavailable {
                 provider: "CoreML",
                 feature: "coreml",
             }),
