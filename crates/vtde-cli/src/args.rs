@@ -30,6 +30,14 @@ pub struct Cli {
 pub enum Command {
     /// Export a Hugging Face checkpoint directory to a vtde package.
     Export(ExportArgs),
+    /// Describe a package, the ONNX Runtime library, and where each graph runs with the
+    /// providers asked for.
+    #[command(after_help = EXIT_CODES)]
+    Info(InfoArgs),
+    /// Open a package on its providers ahead of deployment and run each graph once, so
+    /// that TensorRT builds and caches its engines now; prints how long it took.
+    #[command(after_help = EXIT_CODES)]
+    Warmup(WarmupArgs),
     /// Zero-shot classify images against text labels (CSV or JSONL, to stdout or a file).
     #[command(after_help = EXIT_CODES)]
     Score(ScoreArgs),
@@ -104,6 +112,99 @@ pub struct RuntimeArgs {
     /// as fast without spinning; a single graph at batch 1 at most 6% slower).
     #[arg(long)]
     pub spin: bool,
+    /// Execution provider to run the graphs on; repeat for an order of preference
+    /// (`--provider tensorrt --provider cuda`). Default: cpu. A provider that cannot
+    /// start is an error (exit 2) naming the graph, the provider and the cause, unless
+    /// `cpu` is listed too or --allow-cpu-fallback is given.
+    #[arg(long = "provider", value_enum, value_name = "PROVIDER")]
+    pub providers: Vec<ProviderName>,
+    /// The GPU for CUDA and TensorRT (0: the first).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u16))]
+    pub device: u16,
+    /// Run on the CPU when a provider asked for cannot start, with a warning naming what
+    /// fell back; also allow heavy operators (MatMul, attention, layer norm, Conv) that
+    /// ONNX Runtime places on the CPU beside a GPU provider, which is otherwise an error.
+    #[arg(long)]
+    pub allow_cpu_fallback: bool,
+    /// TensorRT: let it run layers in fp16 (the default).
+    #[arg(long, overrides_with = "no_trt_fp16")]
+    pub trt_fp16: bool,
+    /// TensorRT: build fp32 engines only.
+    #[arg(long = "no-trt-fp16", overrides_with = "trt_fp16")]
+    pub no_trt_fp16: bool,
+    /// TensorRT: workspace limit in MiB (default: TensorRT's own; e.g. 2048 on 8 GB
+    /// Jetsons).
+    #[arg(long = "trt-workspace", value_name = "MIB")]
+    pub trt_workspace: Option<usize>,
+    /// TensorRT: largest batch the engines accept (default: 32, or the batch size when
+    /// larger); the batch size is the engines' optimum.
+    #[arg(long = "max-batch", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_batch: Option<u32>,
+    /// TensorRT: no engine or timing cache (engines are then rebuilt at every start).
+    #[arg(long = "no-trt-cache")]
+    pub no_trt_cache: bool,
+    /// CoreML: the compute units it may use.
+    #[arg(long = "coreml-units", value_enum, default_value_t = CoreMlUnits::All)]
+    pub coreml_units: CoreMlUnits,
+    /// CoreML: the model format (mlprogram needs macOS 12 or later).
+    #[arg(long = "coreml-format", value_enum, default_value_t = CoreMlFormat::Mlprogram)]
+    pub coreml_format: CoreMlFormat,
+}
+
+/// Execution providers, as the CLI names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderName {
+    /// ONNX Runtime's CPU provider.
+    Cpu,
+    /// NVIDIA CUDA (needs the GPU build of ONNX Runtime: tools/fetch-onnxruntime.sh --gpu).
+    Cuda,
+    /// NVIDIA TensorRT, with CUDA for what TensorRT does not take.
+    Tensorrt,
+    /// Apple CoreML (macOS).
+    Coreml,
+}
+
+/// CoreML compute units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CoreMlUnits {
+    /// CPU, GPU and Neural Engine.
+    All,
+    /// CPU and GPU.
+    CpuGpu,
+    /// CPU and Neural Engine.
+    CpuNe,
+    /// CPU only.
+    Cpu,
+}
+
+/// CoreML model formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CoreMlFormat {
+    /// ML Program (macOS 12+): fp16 on GPU and Neural Engine, more operators.
+    Mlprogram,
+    /// The older NeuralNetwork format.
+    Neuralnetwork,
+}
+
+/// `vtde info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Package directory made by `vtde export`.
+    pub package: PathBuf,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// `vtde warmup`.
+#[derive(Debug, Args)]
+pub struct WarmupArgs {
+    /// Package directory made by `vtde export`.
+    pub package: PathBuf,
+    /// The batch size the deployment runs at (the TensorRT engines' optimum).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch_size: u32,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// ONNX Runtime graph optimization levels, as the CLI names them.

@@ -39,6 +39,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Export(a) => commands::export::run(a).map(|()| Outcome::AllGood),
+        Command::Info(a) => commands::info::run(a).map(|()| Outcome::AllGood),
+        Command::Warmup(a) => commands::warmup::run(a).map(|()| Outcome::AllGood),
         Command::Score(a) => commands::score::run(a),
         Command::Embed(a) => commands::embed::run(a),
         Command::EmbedText(a) => commands::embed_text::run(a),

@@ -13,12 +13,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use vtde_runtime::Precision;
-use vtde_runtime::{ImageOptions, OptimizationLevel, RuntimeOptions};
+use vtde_runtime::{
+    CoreMlComputeUnits, CoreMlOptions, ExecutionProvider, ImageOptions, OptimizationLevel,
+    RuntimeOptions, TensorRtOptions,
+};
 
 use crate::args::{
-    BenchMemoryArgs, BenchModelArgs, BenchPreprocessArgs, EmbedArgs, EmbedTextArgs, ExportArgs,
-    Format, InputArgs, MergeArgs, Optimization, PipelineArgs, RuntimeArgs, ScoreArgs, SearchArgs,
-    Shard,
+    BenchMemoryArgs, BenchModelArgs, BenchPreprocessArgs, CoreMlFormat, CoreMlUnits, EmbedArgs,
+    EmbedTextArgs, ExportArgs, Format, InfoArgs, InputArgs, MergeArgs, Optimization, PipelineArgs,
+    ProviderName, RuntimeArgs, ScoreArgs, SearchArgs, Shard, WarmupArgs,
 };
 use crate::formats::score_file::{default_errors_path, ScoreSettings};
 use crate::inputs::{self, ImageReading, Input, Selection};
@@ -43,6 +46,40 @@ impl Export {
             checkpoint: args.checkpoint.clone(),
             out: args.out.clone(),
             options: vtde_export::ExportOptions::default().with_variants(variants),
+        }
+    }
+}
+
+/// `vtde info`.
+pub struct Info {
+    pub package: PathBuf,
+    pub runtime: RuntimeOptions,
+}
+
+impl Info {
+    pub fn from_args(args: &InfoArgs) -> Self {
+        Info {
+            package: args.package.clone(),
+            runtime: runtime_options(&args.runtime, ImageOptions::default()),
+        }
+    }
+}
+
+/// `vtde warmup`.
+pub struct Warmup {
+    pub package: PathBuf,
+    pub runtime: RuntimeOptions,
+    pub batch_size: usize,
+}
+
+impl Warmup {
+    pub fn from_args(args: &WarmupArgs) -> Self {
+        let batch_size = args.batch_size as usize;
+        Warmup {
+            package: args.package.clone(),
+            runtime: runtime_options(&args.runtime, ImageOptions::default())
+                .with_batch_size(batch_size),
+            batch_size,
         }
     }
 }
@@ -270,6 +307,43 @@ pub fn runtime_options(args: &RuntimeArgs, image: ImageOptions) -> RuntimeOption
         options = options.with_inter_op_threads(threads);
     }
     options
+        .with_execution_providers(providers(args))
+        .with_cpu_fallback(args.allow_cpu_fallback)
+}
+
+/// The execution providers the flags ask for, in order, with their settings.
+fn providers(args: &RuntimeArgs) -> Vec<ExecutionProvider> {
+    let device = i32::from(args.device);
+    args.providers
+        .iter()
+        .map(|p| match p {
+            ProviderName::Cpu => ExecutionProvider::Cpu,
+            ProviderName::Cuda => ExecutionProvider::cuda(device),
+            ProviderName::Tensorrt => {
+                let mut trt = TensorRtOptions::default()
+                    .with_device_id(device)
+                    .with_fp16(!args.no_trt_fp16)
+                    .with_cache(!args.no_trt_cache);
+                if let Some(mib) = args.trt_workspace {
+                    trt = trt.with_workspace_mib(mib);
+                }
+                if let Some(max) = args.max_batch {
+                    trt = trt.with_max_batch(max as usize);
+                }
+                ExecutionProvider::TensorRt(trt)
+            }
+            ProviderName::Coreml => ExecutionProvider::CoreMl(
+                CoreMlOptions::default()
+                    .with_compute_units(match args.coreml_units {
+                        CoreMlUnits::All => CoreMlComputeUnits::All,
+                        CoreMlUnits::CpuGpu => CoreMlComputeUnits::CpuAndGpu,
+                        CoreMlUnits::CpuNe => CoreMlComputeUnits::CpuAndNeuralEngine,
+                        CoreMlUnits::Cpu => CoreMlComputeUnits::CpuOnly,
+                    })
+                    .with_ml_program(args.coreml_format == CoreMlFormat::Mlprogram),
+            ),
+        })
+        .collect()
 }
 
 /// The runtime options of a command that streams image files: the runtime flags, the

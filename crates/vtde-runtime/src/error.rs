@@ -248,6 +248,52 @@ pub enum Error {
         /// What was found.
         actual: String,
     },
+
+    /// The execution providers asked for cannot start for a graph, and the CPU may not
+    /// take over ([`RuntimeOptions::fallback_to_cpu`](crate::RuntimeOptions::fallback_to_cpu)).
+    #[error(
+        "the {graph} ({path}) cannot run on {providers}: {cause}; to run it on the CPU \
+         instead, allow CPU fallback (`--allow-cpu-fallback`, \
+         RuntimeOptions::with_cpu_fallback)"
+    )]
+    ProviderFailed {
+        /// The graph.
+        graph: GraphKind,
+        /// Its file.
+        path: PathBuf,
+        /// The providers asked for, in order.
+        providers: String,
+        /// Why each could not start.
+        cause: String,
+    },
+
+    /// ONNX Runtime placed heavy operators of a graph on the CPU beside a GPU provider,
+    /// and CPU fallback is not allowed.
+    #[error(
+        "the {graph} would run heavy operators on the CPU beside {provider}: {}; allow CPU \
+         fallback (`--allow-cpu-fallback`, RuntimeOptions::with_cpu_fallback) to run it so",
+        .nodes.join(", ")
+    )]
+    HeavyOperatorsOnCpu {
+        /// The graph.
+        graph: GraphKind,
+        /// The provider that took the rest.
+        provider: String,
+        /// The operators on the CPU, as `OpType (node name)`.
+        nodes: Vec<String>,
+    },
+
+    /// The precision asked for cannot run on an execution provider asked for.
+    #[error(
+        "the {precision} graphs are for the CPU and cannot run on {provider}; use the fp16 \
+         variant (`vtde export --precision fp16`, `--run-precision fp16`)"
+    )]
+    PrecisionNotForProvider {
+        /// The precision asked for.
+        precision: Precision,
+        /// The provider.
+        provider: &'static str,
+    },
 }
 
 impl Error {

@@ -51,7 +51,9 @@ mod similarity;
 
 pub use error::{Error, LibraryAttempt, Result, ORT_FIX_HINT};
 pub use model::{ImageFileEmbeddings, Model};
-pub use onnxruntime::{load_onnxruntime, loaded_onnxruntime, ONNXRUNTIME_VERSION};
+pub use onnxruntime::{
+    load_onnxruntime, loaded_onnxruntime, onnxruntime_info, OnnxRuntimeInfo, ONNXRUNTIME_VERSION,
+};
 pub use options::RuntimeOptions;
 pub use package::{Package, PackageOptions};
 pub use pipeline::{ImageBatch, ImageSource};
@@ -59,7 +61,10 @@ pub use preprocess::image::{
     decode_image, read_image, to_rgb8, ImageOptions, ImagePreprocessor, DEFAULT_MAX_PIXELS,
 };
 pub use preprocess::text::{TextBatch, TextTokenizer};
-pub use session::{ExecutionProvider, OptimizationLevel};
+pub use session::{
+    CoreMlComputeUnits, CoreMlOptions, ExecutionProvider, GraphPlacement, OptimizationLevel,
+    TensorRtOptions,
+};
 pub use similarity::{contrastive_loss, l2_normalize, scores, Scores};
 
 pub use vtde_package::{manifest, GraphKind, Manifest, Precision};

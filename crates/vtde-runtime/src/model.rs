@@ -20,7 +20,7 @@ use std::path::Path;
 use image::DynamicImage;
 use ndarray::{concatenate, Array2, Array4, ArrayView2, ArrayView4, Axis, CowArray};
 use ort::value::TensorRef;
-use vtde_package::{names, GraphKind, Manifest};
+use vtde_package::{names, GraphKind, Manifest, Precision};
 
 use crate::error::{Error, Result};
 use crate::onnxruntime::{self, OnnxRuntime};
@@ -29,7 +29,9 @@ use crate::package::Package;
 use crate::pipeline::{ImageBatch, ImageSource};
 use crate::preprocess::image::{ImageOptions, ImagePreprocessor};
 use crate::preprocess::text::{TextBatch, TextTokenizer};
-use crate::session::{run_f32_2d, GraphContract, SessionPool};
+use crate::session::{
+    run_f32_2d, ExecutionProvider, GraphContract, GraphPlacement, GraphTarget, SessionPool,
+};
 use crate::similarity::{self, Scores};
 
 /// Returns memory freed while loading (file buffers, initializers replaced by prepacked
@@ -65,19 +67,37 @@ impl Model {
     /// creates one session per graph, checking each graph's inputs and outputs. Checksums
     /// and sessions are done in parallel.
     pub fn open(package_dir: impl AsRef<Path>, options: &RuntimeOptions) -> Result<Self> {
+        let precision = options.package.precision;
+        if precision == Precision::Int8 {
+            if let Some(ep) = options
+                .execution_providers
+                .iter()
+                .find(|ep| !ep.runs_int8())
+            {
+                return Err(Error::PrecisionNotForProvider {
+                    precision,
+                    provider: ep.name(),
+                });
+            }
+        }
         let package = Package::open_unverified(package_dir.as_ref(), options.package.precision)?;
         let manifest = package.manifest();
         let tokenizer = TextTokenizer::from_file(&package.tokenizer_path(), &manifest.text)?;
         let image = ImagePreprocessor::new(&manifest.image);
         let runtime = onnxruntime::load(options.onnxruntime_library.as_deref())?;
         let config = options.session_config();
-        let contracts = GraphKind::ALL.map(|kind| {
-            let contract = GraphContract {
-                inputs: kind.inputs(manifest),
-                outputs: kind.outputs().iter().map(|&o| o.to_owned()).collect(),
-            };
-            (kind, contract)
-        });
+        let targets = graph_targets(&package, options)?;
+        let contracts = GraphKind::ALL
+            .into_iter()
+            .zip(targets)
+            .map(|(kind, target)| {
+                let contract = GraphContract {
+                    inputs: kind.inputs(manifest),
+                    outputs: kind.outputs().iter().map(|&o| o.to_owned()).collect(),
+                    target,
+                };
+                (kind, contract)
+            });
         // Sessions are created one after another: in parallel they were not faster here
         // (loading is bound by memory bandwidth) and their transient buffers (file bytes,
         // parsed initializers, prepacked weights) added up to a peak near twice the
@@ -88,15 +108,17 @@ impl Model {
                     package.verify_checksums(options.package.checksum_cache_dir.as_deref())
                 })
             });
-            let pools: Vec<Result<SessionPool>> = contracts
-                .into_iter()
-                .map(|(kind, contract)| {
-                    let path = package.graph_path(kind);
-                    let pool = SessionPool::new(runtime, kind, &path, &config, contract);
-                    release_freed_memory();
-                    pool
-                })
-                .collect();
+            let mut pools: Vec<Result<SessionPool>> = Vec::new();
+            for (kind, contract) in contracts {
+                let path = package.graph_path(kind);
+                let pool = SessionPool::new(runtime, kind, &path, &config, contract);
+                release_freed_memory();
+                let failed = pool.is_err();
+                pools.push(pool);
+                if failed {
+                    break;
+                }
+            }
             let checksums = match checksums {
                 Some(h) => h.join().unwrap_or_else(|_| {
                     Err(Error::OnnxRuntimeInit {
@@ -149,6 +171,16 @@ impl Model {
     /// The opened package (its files, the precision in use).
     pub fn package(&self) -> &Package {
         &self.package
+    }
+
+    /// Where each graph runs (vision, text, projection): the provider that took it, where
+    /// ONNX Runtime placed its nodes, and what fell back to the CPU and why.
+    pub fn placements(&self) -> [&GraphPlacement; 3] {
+        [
+            self.vision.placement(),
+            self.text.placement(),
+            self.projection.placement(),
+        ]
     }
 
     /// The ONNX Runtime library in use.
@@ -515,6 +547,94 @@ pub struct ImageFileEmbeddings {
     pub embeddings: Array2<f32>,
     /// One entry per input path: `Ok(row)` (its row in `embeddings`) or why it failed.
     pub outcomes: Vec<Result<usize>>,
+}
+
+/// What each graph's session needs for the providers asked for: TensorRT's shape profiles
+/// and engine cache folders (see [`crate::TensorRtOptions`]). Empty without TensorRT.
+fn graph_targets(package: &Package, options: &RuntimeOptions) -> Result<[GraphTarget; 3]> {
+    let Some(trt) = options.execution_providers.iter().find_map(|ep| match ep {
+        ExecutionProvider::TensorRt(o) => Some(o),
+        _ => None,
+    }) else {
+        return Ok(Default::default());
+    };
+    let m = package.manifest();
+    // The profile always covers the run's batch.
+    let max = trt.max_batch.max(options.batch_size).max(1);
+    let opt = options.batch_size.clamp(1, max);
+    let seq = m.text.max_length;
+    // Captions are short: TensorRT tunes its kernels for 77 tokens (CLIP's context) or
+    // the tower's maximum when shorter.
+    let opt_seq = seq.min(77);
+    let (h, w) = (m.image.height, m.image.width);
+    let (dv, dt) = (m.graphs.vision.output_dim, m.graphs.text.output_dim);
+    let shapes = |kind: GraphKind, batch: usize, len: usize| -> String {
+        match kind {
+            GraphKind::Vision => format!("{}:{batch}x3x{h}x{w}", names::PIXEL_VALUES),
+            GraphKind::Text => m
+                .text
+                .inputs
+                .iter()
+                .map(|i| format!("{i}:{batch}x{len}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            GraphKind::Projection => format!(
+                "{}:{batch}x{dv},{}:{batch}x{dt}",
+                names::IMAGE_FEATURES,
+                names::TEXT_FEATURES
+            ),
+        }
+    };
+    let cache_root = trt
+        .cache_dir
+        .clone()
+        .or_else(|| crate::checksum_cache::default_dir().map(|d| d.join("tensorrt")));
+    let manifest_sha = if trt.cache && cache_root.is_some() {
+        vtde_package::sha256_file(&package.dir().join(vtde_package::MANIFEST_FILE))?
+    } else {
+        String::new()
+    };
+    let ort_version =
+        crate::onnxruntime::onnxruntime_info(options.onnxruntime_library.as_deref())?.version;
+    Ok(GraphKind::ALL.map(|kind| {
+        let profile = [
+            shapes(kind, 1, 1),
+            shapes(kind, opt, opt_seq),
+            shapes(kind, max, seq),
+        ];
+        let precision = match kind {
+            GraphKind::Projection => Precision::Fp32,
+            _ => package.precision(),
+        };
+        let (engine_cache, timing_cache) = match (&cache_root, trt.cache) {
+            (Some(root), true) => {
+                let key = vtde_package::sha256_bytes(
+                    format!(
+                        "{manifest_sha}|{}|{precision}|{}|{}|{}|fp16={}|onnxruntime {ort_version}",
+                        kind.name(),
+                        profile[0],
+                        profile[1],
+                        profile[2],
+                        trt.fp16
+                    )
+                    .as_bytes(),
+                );
+                (
+                    Some(
+                        root.join("engines")
+                            .join(format!("{}-{}", kind.name(), &key[..16])),
+                    ),
+                    Some(root.join("timing")),
+                )
+            }
+            _ => (None, None),
+        };
+        GraphTarget {
+            profile: Some(profile),
+            engine_cache,
+            timing_cache,
+        }
+    }))
 }
 
 fn tensor<'a, T, D>(graph: GraphKind, array: &'a CowArray<'a, T, D>) -> Result<TensorRef<'a, T>>

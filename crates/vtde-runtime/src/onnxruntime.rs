@@ -122,11 +122,15 @@ pub(crate) fn load(explicit: Option<&Path>) -> Result<&'static OnnxRuntime> {
                 let environment = builder
                     .with_name("vtde")
                     .with_telemetry(false)
+                    .with_logger(std::sync::Arc::new(crate::session::placement::log_message))
                     .build()
                     .map_err(|e| Error::OnnxRuntimeInit {
                         path: candidate.path.clone(),
                         message: e.to_string(),
                     })?;
+                // `ort` creates a custom-logger environment at the verbose level; only
+                // session creation needs that (see `session::placement`).
+                environment.set_log_level(ort::logging::LogLevel::Warning);
                 let rt = OnnxRuntime {
                     path: candidate.path,
                     environment,
@@ -154,6 +158,90 @@ pub(crate) fn load(explicit: Option<&Path>) -> Result<&'static OnnxRuntime> {
 /// to report, or fail on, a missing library early.
 pub fn load_onnxruntime(library: Option<&Path>) -> Result<&'static Path> {
     load(library).map(OnnxRuntime::library_path)
+}
+
+/// The ONNX Runtime library in use: where it is, its version, and the execution providers
+/// it was built with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OnnxRuntimeInfo {
+    /// The library file.
+    pub path: PathBuf,
+    /// Its version, from its build information (`1.31.1`), or the whole build string
+    /// when it names none.
+    pub version: String,
+    /// The execution providers compiled into it, by ONNX Runtime's names
+    /// (`CPUExecutionProvider`, `CUDAExecutionProvider`, ...).
+    pub providers: Vec<String>,
+}
+
+/// Loads ONNX Runtime like [`load_onnxruntime`] and describes it.
+pub fn onnxruntime_info(library: Option<&Path>) -> Result<OnnxRuntimeInfo> {
+    let rt = load(library)?;
+    Ok(OnnxRuntimeInfo {
+        path: rt.path.clone(),
+        version: library_version(&rt.path).unwrap_or_else(|| ort::info().to_owned()),
+        providers: available_providers(rt)?,
+    })
+}
+
+/// The version the library at `path` reports (`OrtGetApiBase()->GetVersionString()`).
+/// The library is already loaded: opening it again takes a reference to the same copy.
+fn library_version(path: &Path) -> Option<String> {
+    type ApiBaseFn = unsafe extern "C" fn() -> *const ort::sys::OrtApiBase;
+    // SAFETY: `path` is the ONNX Runtime library this process has loaded (and keeps
+    // loaded): its initialisers have run; `OrtGetApiBase` takes no arguments and returns
+    // a pointer to a static table whose `GetVersionString` returns a static C string.
+    unsafe {
+        let library = libloading::Library::new(path).ok()?;
+        let get_base: libloading::Symbol<'_, ApiBaseFn> = library.get(b"OrtGetApiBase").ok()?;
+        let base = get_base();
+        if base.is_null() {
+            return None;
+        }
+        let version = ((*base).GetVersionString)();
+        (!version.is_null())
+            .then(|| std::ffi::CStr::from_ptr(version).to_string_lossy().into_owned())
+    }
+}
+
+/// The execution providers compiled into the loaded library (ONNX Runtime's
+/// `GetAvailableProviders`), whatever cargo features this crate has.
+pub(crate) fn available_providers(rt: &OnnxRuntime) -> Result<Vec<String>> {
+    let err = |message: String| Error::OnnxRuntimeInit {
+        path: rt.path.clone(),
+        message,
+    };
+    let api = ort::api();
+    let mut names: *mut *mut std::ffi::c_char = std::ptr::null_mut();
+    let mut count: std::ffi::c_int = 0;
+    // SAFETY: ONNX Runtime is loaded (`rt` exists); the call fills `names` with `count`
+    // NUL-terminated strings that stay valid until `ReleaseAvailableProviders`.
+    let status = unsafe { (api.GetAvailableProviders)(&mut names, &mut count) };
+    if !status.0.is_null() {
+        // SAFETY: a non-null status is an error status owned by us; read, then release.
+        let message = unsafe { std::ffi::CStr::from_ptr((api.GetErrorMessage)(status.0)) }
+            .to_string_lossy()
+            .into_owned();
+        // SAFETY: as above.
+        unsafe { (api.ReleaseStatus)(status.0) };
+        return Err(err(format!("GetAvailableProviders failed: {message}")));
+    }
+    let mut providers = Vec::new();
+    if !names.is_null() {
+        for i in 0..usize::try_from(count).unwrap_or(0) {
+            // SAFETY: `i < count`, so the pointer is one of the strings ONNX Runtime gave.
+            let name = unsafe { std::ffi::CStr::from_ptr(*names.add(i)) };
+            providers.push(name.to_string_lossy().into_owned());
+        }
+        // SAFETY: releases exactly what `GetAvailableProviders` returned.
+        let status = unsafe { (api.ReleaseAvailableProviders)(names, count) };
+        if !status.0.is_null() {
+            // SAFETY: an error status owned by us.
+            unsafe { (api.ReleaseStatus)(status.0) };
+        }
+    }
+    Ok(providers)
 }
 
 /// The ONNX Runtime library loaded in this process so far, if any.

@@ -42,10 +42,16 @@ pub struct RuntimeOptions {
     pub max_sessions_per_graph: Option<usize>,
     /// ONNX Runtime's graph optimization level.
     pub optimization_level: OptimizationLevel,
-    /// Execution providers to try before the CPU, in order (empty: CPU only).
+    /// Execution providers to run the graphs on, in order of preference (empty: the CPU).
+    /// A provider that cannot start makes [`Model::open`](crate::Model::open) fail, naming
+    /// the graph, the provider and the cause, unless the CPU is acceptable (listed here, or
+    /// [`RuntimeOptions::fallback_to_cpu`]); [`Model::placements`](crate::Model::placements)
+    /// tells where each graph runs and what fell back.
     pub execution_providers: Vec<ExecutionProvider>,
-    /// Fall back to the next provider (finally the CPU) when a listed execution provider
-    /// cannot start; when false that is an error.
+    /// Let the CPU take over (default false): when the providers asked for cannot start,
+    /// and for heavy operators (MatMul, Gemm, attention, layer norm, Conv) ONNX Runtime
+    /// places on the CPU beside a GPU provider. Either is otherwise an error, so that a
+    /// graph never runs its bulk on the CPU unnoticed.
     pub fallback_to_cpu: bool,
     /// How the package is opened: the precision of the towers to run, checksum
     /// verification and its cache.
@@ -78,7 +84,7 @@ impl Default for RuntimeOptions {
             max_sessions_per_graph: None,
             optimization_level: OptimizationLevel::All,
             execution_providers: Vec::new(),
-            fallback_to_cpu: true,
+            fallback_to_cpu: false,
             package: PackageOptions::default(),
             batch_size: 32,
             memory_arena: true,
@@ -197,7 +203,7 @@ mod tests {
     fn default_options() {
         let o = RuntimeOptions::default();
         assert!(o.package.verify_checksums);
-        assert!(o.fallback_to_cpu);
+        assert!(!o.fallback_to_cpu, "strict: no silent CPU fallback");
         assert_eq!(o.batch_size, 32);
         assert_eq!(o.session_config().max_sessions, 2);
     }

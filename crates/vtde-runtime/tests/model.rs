@@ -304,6 +304,118 @@ fn missing_execution_provider_feature_is_an_error() {
     );
 }
 
+/// The library here is the CPU-only PyPI build: a GPU provider cannot start, and the
+/// default is strict.
+#[cfg(feature = "cuda")]
+#[test]
+fn a_provider_that_cannot_start_is_an_error_naming_graph_provider_and_cause() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let options = RuntimeOptions::default()
+        .with_execution_providers(vec![vtde_runtime::ExecutionProvider::cuda(0)]);
+    let err = Model::open(dir.path(), &options).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            &err,
+            Error::ProviderFailed {
+                graph: GraphKind::Vision,
+                ..
+            }
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("vision graph") && msg.contains("vision.onnx"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("CUDA") && msg.contains("built without it"),
+        "{msg}"
+    );
+    assert!(msg.contains("--allow-cpu-fallback"), "{msg}");
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cpu_fallback_runs_on_the_cpu_when_allowed_or_listed_and_says_so() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let strict = Model::open(dir.path(), &RuntimeOptions::default()).unwrap();
+    let allowed = RuntimeOptions::default()
+        .with_execution_providers(vec![vtde_runtime::ExecutionProvider::cuda(0)])
+        .with_cpu_fallback(true);
+    let listed = RuntimeOptions::default().with_execution_providers(vec![
+        vtde_runtime::ExecutionProvider::tensorrt(0),
+        vtde_runtime::ExecutionProvider::Cpu,
+    ]);
+    for options in [allowed, listed] {
+        let model = Model::open(dir.path(), &options).unwrap();
+        for placement in model.placements() {
+            assert_eq!(placement.provider, "CPUExecutionProvider");
+            assert!(placement.on_cpu_only(), "{placement:?}");
+            let why = placement.fallback.as_deref().unwrap_or_default();
+            assert!(why.contains("built without it"), "{placement:?}");
+        }
+        // Same results as a model opened on the CPU in the first place.
+        let image = [constant_image([10, 200, 30])];
+        assert_eq!(
+            model.embed_images(&image).unwrap(),
+            strict.embed_images(&image).unwrap()
+        );
+    }
+}
+
+#[test]
+fn placements_come_from_onnx_runtime_itself() {
+    if !ort_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let model = Model::open(dir.path(), &RuntimeOptions::default()).unwrap();
+    let placements = model.placements();
+    for (placement, graph) in placements.iter().zip(GraphKind::ALL) {
+        assert_eq!(placement.graph, graph);
+        assert_eq!(placement.provider, "CPUExecutionProvider");
+        assert_eq!(placement.fallback, None);
+        // ONNX Runtime's log says how many nodes it placed: at least one per graph.
+        let [(provider, nodes)] = placement.nodes.as_slice() else {
+            panic!("one provider expected: {placement:?}");
+        };
+        assert_eq!(provider, "CPUExecutionProvider");
+        assert!(*nodes > 0, "{placement:?}");
+    }
+}
+
+#[test]
+fn int8_on_tensorrt_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    write_package(dir.path(), false);
+    let options = RuntimeOptions::default()
+        .with_precision(vtde_runtime::Precision::Int8)
+        .with_execution_providers(vec![vtde_runtime::ExecutionProvider::tensorrt(0)]);
+    // Refused before the package is read (this one has no int8 variant at all).
+    let err = Model::open(dir.path(), &options).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::PrecisionNotForProvider {
+                provider: "TensorRT",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("fp16"), "{err}");
+}
+
 #[test]
 fn embed_image_files_skips_bad_files_and_keeps_rows_in_order() {
     if !ort_available() {

@@ -6,9 +6,11 @@ pub mod bench;
 pub mod embed;
 pub mod embed_text;
 pub mod export;
+pub mod info;
 pub mod merge;
 pub mod score;
 pub mod search;
+pub mod warmup;
 
 use std::path::Path;
 
@@ -46,7 +48,41 @@ pub fn test_batch_delay() -> impl Fn() {
     }
 }
 
-/// Opens a package.
+/// Opens a package, and warns once on stderr about each graph that fell back to the CPU
+/// (only possible with `--allow-cpu-fallback` or `--provider cpu` in the list) or runs
+/// heavy operators on the CPU beside a GPU provider.
 pub fn open_model(package: &Path, options: &RuntimeOptions) -> Result<Model> {
-    Model::open(package, options).with_context(|| format!("opening package {}", package.display()))
+    let model = Model::open(package, options)
+        .with_context(|| format!("opening package {}", package.display()))?;
+    // One warning for what fell back: the graphs usually share the reason.
+    let mut fallbacks: Vec<(&str, Vec<String>)> = Vec::new();
+    for placement in model.placements() {
+        if let Some(why) = &placement.fallback {
+            let graph = placement.graph.name().to_owned();
+            match fallbacks.iter_mut().find(|(w, _)| w == why) {
+                Some((_, graphs)) => graphs.push(graph),
+                None => fallbacks.push((why, vec![graph])),
+            }
+        }
+    }
+    for (why, graphs) in fallbacks {
+        eprintln!(
+            "vtde: warning: the {} graph{} fell back to the CPU: {why}",
+            graphs.join(", "),
+            if graphs.len() > 1 { "s" } else { "" }
+        );
+    }
+    for placement in model.placements() {
+        let heavy = placement.heavy_cpu_nodes();
+        if !heavy.is_empty() {
+            eprintln!(
+                "vtde: warning: the {} runs {} heavy operators on the CPU beside {}: {}",
+                placement.graph,
+                heavy.len(),
+                placement.provider,
+                heavy.join(", ")
+            );
+        }
+    }
+    Ok(model)
 }

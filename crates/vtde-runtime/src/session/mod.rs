@@ -32,9 +32,15 @@ use vtde_package::GraphKind;
 use crate::error::{Error, Result};
 use crate::onnxruntime::OnnxRuntime;
 
+pub(crate) mod placement;
 mod provider;
 
-pub use self::provider::{ExecutionProvider, OptimizationLevel};
+pub use self::placement::GraphPlacement;
+pub(crate) use self::provider::GraphTarget;
+use self::provider::CPU_PROVIDER;
+pub use self::provider::{
+    CoreMlComputeUnits, CoreMlOptions, ExecutionProvider, OptimizationLevel, TensorRtOptions,
+};
 
 /// How sessions are created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +52,10 @@ pub(crate) struct SessionConfig {
     pub inter_op_threads: Option<usize>,
     /// Graph optimization level.
     pub optimization_level: OptimizationLevel,
-    /// Execution providers to try before the CPU, in order.
+    /// Execution providers to try, in order (empty: the CPU).
     pub execution_providers: Vec<ExecutionProvider>,
-    /// When false, a listed execution provider that fails to start is an error instead
-    /// of falling back.
+    /// Whether the CPU may take over when the providers asked for cannot start, and may
+    /// run heavy operators beside them.
     pub fallback_to_cpu: bool,
     /// Most sessions per graph (at least 1).
     pub max_sessions: usize,
@@ -72,7 +78,7 @@ impl Default for SessionConfig {
             inter_op_threads: None,
             optimization_level: OptimizationLevel::All,
             execution_providers: Vec::new(),
-            fallback_to_cpu: true,
+            fallback_to_cpu: false,
             max_sessions: 2,
             memory_arena: true,
             intra_op_spinning: false,
@@ -87,6 +93,8 @@ pub(crate) struct GraphContract {
     pub inputs: Vec<String>,
     /// Outputs the runtime reads (the graph may have more).
     pub outputs: Vec<String>,
+    /// Shape profile and engine cache, for the providers that need them.
+    pub target: GraphTarget,
 }
 
 struct PoolState {
@@ -101,6 +109,8 @@ pub(crate) struct SessionPool {
     config: SessionConfig,
     runtime: &'static OnnxRuntime,
     contract: GraphContract,
+    /// Where the first session placed the graph (later ones are created alike).
+    placement: GraphPlacement,
     state: Mutex<PoolState>,
     returned: Condvar,
 }
@@ -128,24 +138,36 @@ impl SessionPool {
         config.max_sessions = config.max_sessions.max(1);
         // Fail early, before any ONNX Runtime work, on providers this build lacks.
         for ep in &config.execution_providers {
-            ep.dispatch()?;
+            ep.dispatch(&contract.target)?;
         }
-        let pool = SessionPool {
+        let mut pool = SessionPool {
             graph,
             path: path.to_path_buf(),
             config,
             runtime,
             contract,
+            placement: placement::parse(graph, CPU_PROVIDER, &[], None),
             state: Mutex::new(PoolState {
                 idle: Vec::new(),
                 created: 1,
             }),
             returned: Condvar::new(),
         };
-        let first = pool.create_session()?;
+        let (first, placement) = pool.create_first_session()?;
         pool.check_contract(&first)?;
+        pool.placement = placement;
+        // Later sessions use the providers the first one settled on.
+        let chosen = pool.placement.provider.clone();
+        pool.config
+            .execution_providers
+            .retain(|ep| ep.onnxruntime_name() == chosen);
         pool.lock().idle.push(first);
         Ok(pool)
+    }
+
+    /// Where the graph runs.
+    pub(crate) fn placement(&self) -> &GraphPlacement {
+        &self.placement
     }
 
     /// Number of sessions created so far.
@@ -159,17 +181,132 @@ impl SessionPool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Creates the first session on the providers asked for, in order, falling back as
+    /// far as allowed (see [`ExecutionProvider`]), and reads where the nodes went.
+    fn create_first_session(&self) -> Result<(Session, GraphPlacement)> {
+        let c = &self.config;
+        let requested: Vec<&ExecutionProvider> = c
+            .execution_providers
+            .iter()
+            .filter(|ep| !ep.is_cpu())
+            .collect();
+        if requested.is_empty() {
+            let (session, lines) = self.try_create(&[])?;
+            return Ok((
+                session,
+                placement::parse(self.graph, CPU_PROVIDER, &lines, None),
+            ));
+        }
+        let cpu_acceptable =
+            c.fallback_to_cpu || c.execution_providers.iter().any(ExecutionProvider::is_cpu);
+        let available = crate::onnxruntime::available_providers(self.runtime)?;
+        let mut failures = Vec::new();
+        let mut candidates = Vec::new();
+        for ep in requested {
+            if matches!(ep, ExecutionProvider::CoreMl(_)) && !cfg!(target_vendor = "apple") {
+                failures.push(format!("{ep} runs only on macOS and iOS"));
+            } else if !available.iter().any(|a| a == ep.onnxruntime_name()) {
+                failures.push(format!(
+                    "{ep}: the ONNX Runtime library {} was built without it (it has {}); \
+                     for NVIDIA GPUs use the onnxruntime-gpu build (`bash \
+                     tools/fetch-onnxruntime.sh --gpu`)",
+                    self.runtime.library_path().display(),
+                    available.join(", ")
+                ));
+            } else {
+                candidates.push(ep);
+            }
+        }
+        while !candidates.is_empty() {
+            match self.try_create(&candidates) {
+                Ok((session, lines)) => {
+                    let fallback = (!failures.is_empty()).then(|| failures.join("; "));
+                    let placement = placement::parse(
+                        self.graph,
+                        candidates[0].onnxruntime_name(),
+                        &lines,
+                        fallback,
+                    );
+                    let heavy = placement.heavy_cpu_nodes();
+                    if !heavy.is_empty() && !c.fallback_to_cpu {
+                        return Err(Error::HeavyOperatorsOnCpu {
+                            graph: self.graph,
+                            provider: candidates[0].name().to_owned(),
+                            nodes: heavy.iter().map(|n| (*n).to_owned()).collect(),
+                        });
+                    }
+                    return Ok((session, placement));
+                }
+                Err(e) if candidates.len() == 1 => {
+                    failures.push(format!("{}: {}", candidates[0], session_message(&e)));
+                    candidates.clear();
+                }
+                Err(e) => {
+                    // Find the providers that cannot start on their own; if each can,
+                    // the failure is not theirs.
+                    let before = candidates.len();
+                    candidates.retain(|ep| match self.try_create(&[*ep]) {
+                        Ok(_) => true,
+                        Err(e) => {
+                            failures.push(format!("{ep}: {}", session_message(&e)));
+                            false
+                        }
+                    });
+                    if candidates.len() == before {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let cause = failures.join("; ");
+        if !cpu_acceptable {
+            return Err(Error::ProviderFailed {
+                graph: self.graph,
+                path: self.path.clone(),
+                providers: c
+                    .execution_providers
+                    .iter()
+                    .map(|ep| ep.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                cause,
+            });
+        }
+        let (session, lines) = self.try_create(&[])?;
+        let placement = placement::parse(self.graph, CPU_PROVIDER, &lines, Some(cause));
+        Ok((session, placement))
+    }
+
+    /// A later session of the pool, on the provider the first one settled on.
     fn create_session(&self) -> Result<Session> {
+        let eps: Vec<&ExecutionProvider> = self.config.execution_providers.iter().collect();
+        self.try_create(&eps).map(|(session, _)| session)
+    }
+
+    /// Creates a session with `eps` (and the CPU last), capturing where its nodes went.
+    fn try_create(&self, eps: &[&ExecutionProvider]) -> Result<(Session, Vec<String>)> {
+        let environment = self.runtime.environment();
+        let (session, lines) =
+            placement::capture(environment, || self.build_session(environment, eps));
+        Ok((session?, lines))
+    }
+
+    fn build_session(
+        &self,
+        environment: &ort::environment::Environment,
+        eps: &[&ExecutionProvider],
+    ) -> Result<Session> {
         let err = |message: String| Error::Session {
             graph: self.graph,
             path: self.path.clone(),
             message,
         };
         let c = &self.config;
-        let mut builder =
-            Session::builder(self.runtime.environment()).map_err(|e| err(e.to_string()))?;
+        let mut builder = Session::builder(environment).map_err(|e| err(e.to_string()))?;
         builder = builder
             .with_optimization_level(c.optimization_level.to_ort())
+            .map_err(|e| err(e.to_string()))?
+            .with_log_level(ort::logging::LogLevel::Verbose)
             .map_err(|e| err(e.to_string()))?;
         if let Some(n) = c.intra_op_threads {
             builder = builder
@@ -191,29 +328,20 @@ impl SessionPool {
                 .with_memory_pattern(false)
                 .map_err(|e| err(e.to_string()))?;
         }
-        if !c.execution_providers.is_empty() || !c.memory_arena {
-            let mut eps = c
-                .execution_providers
+        if !eps.is_empty() || !c.memory_arena {
+            let mut dispatch = eps
                 .iter()
-                .map(|ep| {
-                    ep.dispatch().map(|d| {
-                        if c.fallback_to_cpu {
-                            d
-                        } else {
-                            d.error_on_failure()
-                        }
-                    })
-                })
+                .map(|ep| ep.dispatch(&self.contract.target))
                 .collect::<Result<Vec<_>>>()?;
             // The arena is a setting of the CPU provider, so it is registered explicitly
-            // (last: it is the final fallback anyway).
-            eps.push(
+            // (last: it takes what the others leave).
+            dispatch.push(
                 ort::ep::CPU::default()
                     .with_arena_allocator(c.memory_arena)
                     .build(),
             );
             builder = builder
-                .with_execution_providers(eps)
+                .with_execution_providers(dispatch)
                 .map_err(|e| err(e.to_string()))?;
         }
         builder
@@ -344,4 +472,12 @@ pub(crate) fn run_f32_2d(
                 .map_err(|_| err(format!("output `{name}` is not 2-D")))
         })
         .collect()
+}
+
+/// The message of a session error, without the graph and path the caller names anyway.
+fn session_message(e: &Error) -> String {
+    match e {
+        Error::Session { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
 }
