@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end suite: where the fixtures are, reading the
 //! recordings that `tools/make_fixtures.py` made with transformers, exporting each fixture
-//! checkpoint once per test binary, and the comparisons the design's (docs/design.md) targets are stated in.
+//! checkpoint once per test binary, and the comparisons the targets of `docs/design.md`
+//! are stated in.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

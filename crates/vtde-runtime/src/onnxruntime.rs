@@ -200,8 +200,11 @@ fn library_version(path: &Path) -> Option<String> {
             return None;
         }
         let version = ((*base).GetVersionString)();
-        (!version.is_null())
-            .then(|| std::ffi::CStr::from_ptr(version).to_string_lossy().into_owned())
+        (!version.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(version)
+                .to_string_lossy()
+                .into_owned()
+        })
     }
 }
 
