@@ -6,6 +6,7 @@
 # wheel instead:
 #
 #   bash tools/fetch-onnxruntime.sh        # prints the library's path when ready
+#   bash tools/fetch-onnxruntime.sh --gpu  # the CUDA 13 build, for NVIDIA GPUs (see below)
 #
 # Where: $VTDE_CACHE_DIR/onnxruntime/1.31.1/, else <repo>/.cache/onnxruntime/1.31.1/ (the
 # same places vtde-runtime searches). Idempotent: nothing is downloaded when the library
@@ -16,6 +17,12 @@ set -euo pipefail
 
 version=1.31.1
 lib_name="libonnxruntime.so.$version"
+
+case "${1:-}" in
+  "") ;;
+  --gpu) exec bash "$(dirname "${BASH_SOURCE[0]}")/fetch-onnxruntime-gpu.sh" ;;
+  *) echo "usage: bash tools/fetch-onnxruntime.sh [--gpu]" >&2; exit 2 ;;
+esac
 
 # Wheel file name -> "wheel-sha256 library-sha256". The python tag is pinned (cp311)
 # so that every machine of one platform gets the same file: the C library inside does

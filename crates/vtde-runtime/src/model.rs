@@ -84,7 +84,14 @@ impl Model {
         let manifest = package.manifest();
         let tokenizer = TextTokenizer::from_file(&package.tokenizer_path(), &manifest.text)?;
         let image = ImagePreprocessor::new(&manifest.image);
-        let runtime = onnxruntime::load(options.onnxruntime_library.as_deref())?;
+        let wants_gpu = options.execution_providers.iter().any(|ep| {
+            matches!(
+                ep,
+                ExecutionProvider::Cuda { .. } | ExecutionProvider::TensorRt(_)
+            )
+        });
+        let runtime =
+            onnxruntime::load_preferring_gpu(options.onnxruntime_library.as_deref(), wants_gpu)?;
         let config = options.session_config();
         let targets = graph_targets(&package, options)?;
         let contracts = GraphKind::ALL

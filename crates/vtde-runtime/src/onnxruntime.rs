@@ -96,6 +96,16 @@ struct Candidate {
 /// library file or a folder holding one. See the module documentation for the search
 /// order and for what a second call does.
 pub(crate) fn load(explicit: Option<&Path>) -> Result<&'static OnnxRuntime> {
+    load_preferring_gpu(explicit, false)
+}
+
+/// [`load`]; with `gpu`, the GPU build that `tools/fetch-onnxruntime.sh --gpu` lays out
+/// (`onnxruntime/<version>-gpu/` beside each cache folder searched) comes before the CPU
+/// one, so that asking for a GPU provider finds it with no path given.
+pub(crate) fn load_preferring_gpu(
+    explicit: Option<&Path>,
+    gpu: bool,
+) -> Result<&'static OnnxRuntime> {
     if let Some(rt) = RUNTIME.get() {
         return check_same(rt, explicit);
     }
@@ -106,7 +116,10 @@ pub(crate) fn load(explicit: Option<&Path>) -> Result<&'static OnnxRuntime> {
         return check_same(rt, explicit);
     }
     let env_var = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty());
-    let candidates = candidates(explicit, env_var.as_deref().map(Path::new));
+    let mut candidates = candidates(explicit, env_var.as_deref().map(Path::new));
+    if gpu {
+        candidates = with_gpu_builds_first(candidates);
+    }
     let mut attempts = Vec::new();
     for candidate in expand_folders(candidates) {
         if !candidate.path.is_file() {
@@ -344,6 +357,76 @@ fn candidates(explicit: Option<&Path>, env_var: Option<&Path>) -> Vec<Candidate>
         source: "project cache of the workspace vtde-runtime was built in".into(),
     });
     dedup(out)
+}
+
+/// Puts `<cache>/onnxruntime/<version>-gpu` before each `<cache>/onnxruntime/<version>`.
+fn with_gpu_builds_first(candidates: Vec<Candidate>) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for c in candidates {
+        let is_cache = c.path.file_name().is_some_and(|n| n == ONNXRUNTIME_VERSION)
+            && c.path
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == "onnxruntime");
+        if is_cache {
+            out.push(Candidate {
+                path: c.path.with_file_name(format!("{ONNXRUNTIME_VERSION}-gpu")),
+                source: format!("{} (GPU build)", c.source),
+            });
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The file beside a library that lists the CUDA and cuDNN libraries to load before its
+/// GPU providers, one file name per line, in dependency order
+/// (`tools/fetch-onnxruntime.sh --gpu` writes it).
+pub(crate) const PRELOAD_LIST: &str = "vtde-preload.txt";
+
+/// Loads the libraries that [`PRELOAD_LIST`] beside the ONNX Runtime library names, once
+/// per process, so that ONNX Runtime's CUDA and TensorRT providers find them (a library
+/// already loaded satisfies later lookups of its name) with no `LD_LIBRARY_PATH`. Nothing
+/// to do when there is no list. Returns the problems met, for the error message of a
+/// provider that then cannot start.
+pub(crate) fn preload_gpu_libraries(rt: &OnnxRuntime) -> Option<String> {
+    static DONE: OnceLock<Option<String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let dir = rt.path.parent()?;
+        let list = std::fs::read_to_string(dir.join(PRELOAD_LIST)).ok()?;
+        let mut problems = Vec::new();
+        for name in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let path = dir.join(name);
+            if let Err(e) = open_global(&path) {
+                problems.push(format!("{}: {e}", path.display()));
+            }
+        }
+        (!problems.is_empty()).then(|| problems.join("; "))
+    })
+    .clone()
+}
+
+/// Loads a shared library for good, its symbols visible to libraries loaded later.
+#[cfg(unix)]
+fn open_global(path: &Path) -> std::result::Result<(), String> {
+    use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_LAZY};
+    // SAFETY: the CUDA and cuDNN runtime libraries have no initialisers with
+    // preconditions; the handle is leaked on purpose, so the library stays loaded.
+    let library = unsafe { Library::open(Some(path), RTLD_LAZY | RTLD_GLOBAL) };
+    library.map(std::mem::forget).map_err(|e| {
+        // libloading's message is "dlopen failed"; the loader's reason is its source.
+        match std::error::Error::source(&e) {
+            Some(why) => why.to_string(),
+            None => e.to_string(),
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn open_global(path: &Path) -> std::result::Result<(), String> {
+    // SAFETY: as above; Windows searches the folder of a loaded DLL for its dependencies.
+    let library = unsafe { libloading::Library::new(path) };
+    library.map(std::mem::forget).map_err(|e| e.to_string())
 }
 
 fn dedup(candidates: Vec<Candidate>) -> Vec<Candidate> {

@@ -200,6 +200,16 @@ impl SessionPool {
         let cpu_acceptable =
             c.fallback_to_cpu || c.execution_providers.iter().any(ExecutionProvider::is_cpu);
         let available = crate::onnxruntime::available_providers(self.runtime)?;
+        let preload_problems = requested
+            .iter()
+            .any(|ep| {
+                matches!(
+                    ep,
+                    ExecutionProvider::Cuda { .. } | ExecutionProvider::TensorRt(_)
+                )
+            })
+            .then(|| crate::onnxruntime::preload_gpu_libraries(self.runtime))
+            .flatten();
         let mut failures = Vec::new();
         let mut candidates = Vec::new();
         for ep in requested {
@@ -238,7 +248,11 @@ impl SessionPool {
                     return Ok((session, placement));
                 }
                 Err(e) if candidates.len() == 1 => {
-                    failures.push(format!("{}: {}", candidates[0], session_message(&e)));
+                    let mut why = format!("{}: {}", candidates[0], session_message(&e));
+                    if let Some(problems) = &preload_problems {
+                        why.push_str(&format!(" (loading the GPU libraries: {problems})"));
+                    }
+                    failures.push(why);
                     candidates.clear();
                 }
                 Err(e) => {
@@ -474,10 +488,22 @@ pub(crate) fn run_f32_2d(
         .collect()
 }
 
-/// The message of a session error, without the graph and path the caller names anyway.
+/// The message of a session error, without the graph and path the caller names anyway,
+/// nor ONNX Runtime's source location and status prefix (`/onnxruntime_src/...cc:2043
+/// ... [ONNXRuntimeError] : 1 : FAIL : `), on one line.
 fn session_message(e: &Error) -> String {
-    match e {
+    let message = match e {
         Error::Session { message, .. } => message.clone(),
         other => other.to_string(),
-    }
+    };
+    let core = match message.find("[ONNXRuntimeError] : ") {
+        // "[ONNXRuntimeError] : <code> : <NAME> : <text>"
+        Some(i) => message[i..]
+            .splitn(4, " : ")
+            .nth(3)
+            .unwrap_or(&message[i..])
+            .to_owned(),
+        None => message,
+    };
+    core.split_whitespace().collect::<Vec<_>>().join(" ")
 }
