@@ -40,6 +40,13 @@ const COPY_ROWS: usize = 1024;
 
 pub fn run(args: &MergeArgs) -> Result<Outcome> {
     let settings = settings::Merge::from_args(args);
+    if is_special(&settings.output) {
+        bail!(
+            "{} is not a regular file: merge writes a results file or an embeddings \
+             directory, with its marker",
+            settings.output.display()
+        );
+    }
     let dirs = settings.inputs.iter().filter(|p| p.is_dir()).count();
     let (markers, embeddings) = if dirs == settings.inputs.len() {
         (
@@ -96,13 +103,6 @@ fn check_files(
     run: &RunInfo,
     embeddings: bool,
 ) -> Result<Vec<Option<std::fs::File>>> {
-    if is_special(output) {
-        bail!(
-            "{} is not a regular file: merge writes a results file or an embeddings \
-             directory, with its marker",
-            output.display()
-        );
-    }
     let format = if embeddings {
         None
     } else {

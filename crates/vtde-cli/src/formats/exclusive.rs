@@ -186,9 +186,7 @@ impl Outputs {
                 let path = entry.path();
                 match std::fs::metadata(&path) {
                     Ok(m) if m.is_dir() && depth < 3 => stack.push((path, depth + 1)),
-                    Ok(m) if m.is_file() => {
-                        self.input(&format!("a file of the package {}:", dir.display()), &path)?
-                    }
+                    Ok(m) if m.is_file() => self.input("a file of the package", &path)?,
                     _ => {}
                 }
             }
