@@ -892,7 +892,8 @@ fn search_refuses_a_directory_that_does_not_hold_the_rows_meta_json_commits() {
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
     let npy = bytes(&emb.join("embeddings.npy"));
     let data = &npy[128..];
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Damage<'_>, &str)> = vec![
         (
             // The same bytes as 16 rows of 32 values: another width.
             "width",
