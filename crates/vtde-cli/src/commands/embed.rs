@@ -42,6 +42,8 @@ pub fn run(args: &EmbedArgs) -> Result<Outcome> {
     )?;
     let inputs = settings.inputs.collect();
     outputs.inputs("an input image", inputs.iter().map(|i| i.path.as_path()))?;
+    // A signal while the model loaded: stop before the outputs are touched.
+    interrupt::check()?;
     let (mut out, prior) = EmbedOutput::open(&settings.output, run, settings.resume)?;
     let done: HashSet<&str> = prior
         .keys

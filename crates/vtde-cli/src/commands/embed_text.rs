@@ -26,6 +26,8 @@ pub fn run(args: &EmbedTextArgs) -> Result<Outcome> {
         EmbedSettings::texts(model.manifest().projection_dim, settings.precision.clone());
     let roots = vec![paths::encode(&settings.texts_file)];
     let run = RunInfo::new("embed-text", &settings.package, &recorded, roots, None)?;
+    // A signal while the model loaded: stop before the outputs are touched.
+    interrupt::check()?;
     let (mut out, prior) = EmbedOutput::open(&settings.output, run, settings.resume)?;
     // Texts are embedded in file order, so the rows done are a prefix of the texts.
     let start = prior.keys.len();

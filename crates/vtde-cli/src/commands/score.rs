@@ -75,6 +75,8 @@ pub fn run(args: &ScoreArgs) -> Result<Outcome> {
         settings.inputs.shard,
     )?;
     let records = recorded.records();
+    // A signal while the model loaded: stop before the outputs are touched.
+    interrupt::check()?;
     let (mut out, prior) = ScoreOutput::open(
         settings.output.as_deref(),
         errors.as_deref(),
