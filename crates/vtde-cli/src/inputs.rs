@@ -130,9 +130,10 @@ pub fn failure_reason(e: &vtde_runtime::Error) -> String {
 }
 
 impl Input {
-    /// The path as written in outputs (lossy for non-UTF-8 names).
+    /// The path as written in outputs: losslessly, escaped where it is not UTF-8
+    /// ([`crate::formats::paths`]).
     pub fn display(&self) -> String {
-        self.path.display().to_string()
+        crate::formats::paths::encode(&self.path)
     }
 
     /// Whether shard `shard` handles this input.
@@ -331,8 +332,12 @@ impl Walker<'_> {
 /// The sort key that restores the order of an unsharded run from output paths: the
 /// position of the first root the path lies under (roots as given on the command line),
 /// then the path compared component by component. Paths under no root sort last.
-pub fn canonical_key<'p>(roots: &[String], path: &'p str) -> (usize, &'p Path) {
-    let p = Path::new(path);
+pub fn canonical_key<'p, R, P>(roots: &[R], path: &'p P) -> (usize, &'p Path)
+where
+    R: AsRef<Path>,
+    P: AsRef<Path> + ?Sized,
+{
+    let p = path.as_ref();
     let root = roots
         .iter()
         .position(|r| p.starts_with(r))

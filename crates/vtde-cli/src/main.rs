@@ -19,12 +19,15 @@
 //!
 //! Exit codes: 0 all went well; 1 some input files failed (each reported on stderr and
 //! in the errors file) and the rest were processed; 2 usage, model, ONNX Runtime or
-//! output errors (clap's usage errors exit 2 as well).
+//! output errors (clap's usage errors exit 2 as well); 130 and 143 when SIGINT or SIGTERM
+//! stopped a run that writes outputs, after it committed the batch in hand
+//! ([`interrupt`]).
 
 mod args;
 mod commands;
 mod formats;
 mod inputs;
+mod interrupt;
 mod progress;
 mod settings;
 
@@ -37,6 +40,12 @@ use commands::Outcome;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Score(_) | Command::Embed(_) | Command::EmbedText(_)
+    ) {
+        interrupt::install();
+    }
     let result = match &cli.command {
         Command::Export(a) => commands::export::run(a).map(|()| Outcome::AllGood),
         Command::Info(a) => commands::info::run(a).map(|()| Outcome::AllGood),
@@ -51,9 +60,15 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::AllGood) => ExitCode::SUCCESS,
         Ok(Outcome::SomeInputsFailed) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("vtde: error: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => match e.downcast_ref::<interrupt::Interrupted>() {
+            Some(stop) => {
+                eprintln!("vtde: {stop}");
+                ExitCode::from(stop.exit_code())
+            }
+            None => {
+                eprintln!("vtde: error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }

@@ -1,6 +1,8 @@
 //! What a folder run tells the person watching: a progress bar with rate and ETA when
 //! stderr is a terminal (nothing otherwise), one stderr line per failed file, and a final
-//! summary line.
+//! summary line. The summary counts what the outputs committed: items of a batch count
+//! once the batch is committed ([`Reporter::committed`]), so a run that fails or is
+//! stopped midway reports what `--resume` will find.
 
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -12,10 +14,13 @@ pub struct Reporter {
     command: &'static str,
     bar: Option<ProgressBar>,
     started: Instant,
-    /// Items written in this run.
+    /// Items written in this run, committed.
     pub done: u64,
-    /// Items that failed in this run.
+    /// Items that failed in this run, committed.
     pub failed: u64,
+    /// Items written, and items failed, in the batch not yet committed.
+    pending_done: u64,
+    pending_failed: u64,
     /// Items skipped because an earlier run did them (`--resume`).
     pub skipped: u64,
     /// Of those, the ones that had failed.
@@ -46,6 +51,8 @@ impl Reporter {
             started: Instant::now(),
             done: 0,
             failed: 0,
+            pending_done: 0,
+            pending_failed: 0,
             skipped: 0,
             failed_before: 0,
         }
@@ -59,17 +66,23 @@ impl Reporter {
         }
     }
 
-    /// Reports a failed item.
+    /// Reports a failed item (counted once committed).
     pub fn fail(&mut self, path: &str, reason: &str) {
-        self.failed += 1;
+        self.pending_failed += 1;
         self.note(&format!("vtde: skipping {path}: {reason}"));
         self.advance(1);
     }
 
-    /// Counts written items.
+    /// Counts written items (once committed).
     pub fn wrote(&mut self, n: u64) {
-        self.done += n;
+        self.pending_done += n;
         self.advance(n);
+    }
+
+    /// The outputs committed what was written and failed so far: count it.
+    pub fn committed(&mut self) {
+        self.done += std::mem::take(&mut self.pending_done);
+        self.failed += std::mem::take(&mut self.pending_failed);
     }
 
     fn advance(&self, n: u64) {
@@ -78,18 +91,20 @@ impl Reporter {
         }
     }
 
-    /// Items written by all runs that wrote these outputs (`skipped` counts the earlier
-    /// runs' items and failures).
+    /// Items written by all runs that wrote these outputs, the batch not yet committed
+    /// included (what the next commit records; `skipped` counts the earlier runs' items
+    /// and failures).
     pub fn done_total(&self) -> u64 {
-        self.done + self.skipped - self.failed_before
+        self.done + self.pending_done + self.skipped - self.failed_before
     }
 
-    /// Failed items in all runs that wrote these outputs.
+    /// Failed items in all runs that wrote these outputs, the batch not yet committed
+    /// included.
     pub fn failed_total(&self) -> u64 {
-        self.failed + self.failed_before
+        self.failed + self.pending_failed + self.failed_before
     }
 
-    /// Removes the bar and prints the summary line.
+    /// Removes the bar and prints the summary line: committed items only.
     pub fn finish(&self, verb: &str, unit: &str) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

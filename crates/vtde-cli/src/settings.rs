@@ -278,9 +278,12 @@ impl Inputs {
         inputs::select(&self.roots, &self.selection, self.shard)
     }
 
-    /// The roots as recorded in markers.
+    /// The roots as recorded in markers (losslessly: [`crate::formats::paths`]).
     pub fn recorded_roots(&self) -> Vec<String> {
-        self.roots.iter().map(|p| p.display().to_string()).collect()
+        self.roots
+            .iter()
+            .map(|p| crate::formats::paths::encode(p))
+            .collect()
     }
 }
 

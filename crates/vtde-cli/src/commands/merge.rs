@@ -7,6 +7,11 @@
 //! an unsharded run ([`crate::inputs::canonical_key`]: the root a path lies under, then
 //! the path component by component, which is the walk order) and copied byte for byte:
 //! score results with their errors file and marker, or embeddings rows with their index.
+//! Paths are ordered by their raw bytes ([`crate::formats::paths`]).
+//!
+//! The output may be none of the shards' files, and is locked while it is written; each
+//! shard is locked shared, so a shard that a run is still writing is refused
+//! ([`crate::formats::exclusive`]).
 
 use std::path::{Path, PathBuf};
 
@@ -16,10 +21,15 @@ use vtde_runtime::ndarray::Array2;
 use crate::args::MergeArgs;
 use crate::commands::Outcome;
 use crate::formats::embeddings_dir::{
-    self, open_rows, read_committed, EmbedOutput, EmbedSettings, Kind,
+    self, open_rows, output_files, read_committed, EmbedOutput, EmbedSettings, Kind, EMBEDDINGS,
+    ERRORS, INDEX, META,
 };
-use crate::formats::journal::{read_prefix, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION};
+use crate::formats::exclusive::{is_special, lock_shared, Outputs};
+use crate::formats::journal::{
+    read_prefix, remove_stale_temporaries, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION,
+};
 use crate::formats::npy::read_rows;
+use crate::formats::paths;
 use crate::formats::records::{error_header, scan};
 use crate::formats::score_file::{self, default_errors_path, ScoreSettings};
 use crate::inputs::canonical_key;
@@ -30,6 +40,13 @@ const COPY_ROWS: usize = 1024;
 
 pub fn run(args: &MergeArgs) -> Result<Outcome> {
     let settings = settings::Merge::from_args(args);
+    if is_special(&settings.output) {
+        bail!(
+            "{} is not a regular file: merge writes a results file or an embeddings \
+             directory, with its marker",
+            settings.output.display()
+        );
+    }
     let dirs = settings.inputs.iter().filter(|p| p.is_dir()).count();
     let (markers, embeddings) = if dirs == settings.inputs.len() {
         (
@@ -45,6 +62,7 @@ pub fn run(args: &MergeArgs) -> Result<Outcome> {
         bail!("give either score result files or embeddings directories, not both");
     };
     let run = check_shards(&settings.inputs, &markers, settings.allow_incomplete)?;
+    let _shard_locks = check_files(&settings.inputs, &settings.output, &run, embeddings)?;
     let complete = markers.iter().all(|m| m.complete);
     let shards: Vec<(&PathBuf, &Marker)> = settings.inputs.iter().zip(&markers).collect();
     let failed = if embeddings {
@@ -75,6 +93,50 @@ fn read_markers(inputs: &[PathBuf], marker: impl Fn(&Path) -> PathBuf) -> Result
             })
         })
         .collect()
+}
+
+/// Checks that the output is none of the shards' files, and takes a shared lock on each
+/// shard, so that no run writes it while it is read. Returns the locks.
+fn check_files(
+    inputs: &[PathBuf],
+    output: &Path,
+    run: &RunInfo,
+    embeddings: bool,
+) -> Result<Vec<Option<std::fs::File>>> {
+    let format = if embeddings {
+        None
+    } else {
+        Some(ScoreSettings::of(run)?.format)
+    };
+    let mut outputs = match format {
+        None => output_files(output)?,
+        Some(_) => Outputs::new(),
+    };
+    if let Some(format) = format {
+        outputs.add("the merged results file (-o)", output)?;
+        outputs.add("its errors file", &default_errors_path(output, format))?;
+        outputs.add("its progress marker", &score_file::marker_path(output))?;
+    }
+    let mut locks = Vec::new();
+    for shard in inputs {
+        let files: Vec<PathBuf> = match format {
+            None => [EMBEDDINGS, INDEX, ERRORS, META]
+                .iter()
+                .map(|n| shard.join(n))
+                .collect(),
+            Some(format) => vec![
+                shard.clone(),
+                default_errors_path(shard, format),
+                score_file::marker_path(shard),
+            ],
+        };
+        for file in &files {
+            outputs.input("a file of a shard being merged:", file)?;
+        }
+        // The file a run locks: the results file, or embeddings.npy.
+        locks.push(lock_shared(&files[0])?);
+    }
+    Ok(locks)
 }
 
 /// Checks that the markers are the shards of one run; returns that run, unsharded.
@@ -141,7 +203,7 @@ fn check_shards(inputs: &[PathBuf], markers: &[Marker], allow_incomplete: bool) 
     })
 }
 
-/// A record to copy: its sort key (a path), where it comes from.
+/// A record to copy: its key (a path as written, or a text), where it comes from.
 struct Item {
     key: String,
     shard: usize,
@@ -149,8 +211,15 @@ struct Item {
     end: usize,
 }
 
-fn sort_items(items: &mut [Item], roots: &[String]) {
-    items.sort_by(|a, b| canonical_key(roots, &a.key).cmp(&canonical_key(roots, &b.key)));
+/// Puts items in the order of an unsharded run: by the raw bytes of their paths.
+fn sort_items(items: &mut Vec<Item>, roots: &[String]) {
+    let roots: Vec<PathBuf> = roots.iter().map(|r| paths::decode(r)).collect();
+    let mut keyed: Vec<(PathBuf, Item)> = std::mem::take(items)
+        .into_iter()
+        .map(|i| (paths::decode(&i.key), i))
+        .collect();
+    keyed.sort_by(|a, b| canonical_key(&roots, &a.0).cmp(&canonical_key(&roots, &b.0)));
+    *items = keyed.into_iter().map(|(_, i)| i).collect();
 }
 
 fn merge_scores(
@@ -159,8 +228,7 @@ fn merge_scores(
     complete: bool,
     output: &Path,
 ) -> Result<u64> {
-    let settings: ScoreSettings =
-        serde_json::from_value(run.settings.clone()).context("the marker has no score settings")?;
+    let settings = ScoreSettings::of(&run)?;
     let format = settings.format;
     let header = settings.records().header();
     let err_header = error_header(format);
@@ -202,42 +270,43 @@ fn merge_scores(
     sort_items(&mut result_items, &run.roots);
     sort_items(&mut error_items, &run.roots);
 
-    let write = |path: &Path, header: Option<&str>, items: &[Item], sources: &[Vec<u8>]| {
-        let mut f = AppendFile::open(path, 0)?;
+    // Both files are locked, and the marker commits nothing, before they are cut.
+    let mut out = AppendFile::open(output)?;
+    let mut err_out = AppendFile::open(&default_errors_path(output, format))?;
+    let marker_path = score_file::marker_path(output);
+    remove_stale_temporaries(&marker_path);
+    let mut marker = Marker {
+        kind: score_file::MARKER_KIND.into(),
+        version: MARKER_VERSION,
+        run,
+        commit: Commit::default(),
+        complete: false,
+    };
+    marker.write(&marker_path)?;
+    let write = |f: &mut AppendFile, header: Option<&str>, items: &[Item], sources: &[Vec<u8>]| {
+        f.cut(0)?;
         if let Some(h) = header {
             f.push(h);
         }
-        let mut bytes = Vec::new();
+        // Records are copied byte for byte.
         for item in items {
-            bytes.extend_from_slice(&sources[item.shard][item.start..item.end]);
+            f.push_bytes(&sources[item.shard][item.start..item.end]);
         }
-        // Records are whole UTF-8 lines read back from vtde's own files.
-        f.push(&String::from_utf8_lossy(&bytes));
         let len = f.flush()?;
         f.sync()?;
         Ok::<u64, anyhow::Error>(len)
     };
-    let output_bytes = write(output, header.as_deref(), &result_items, &results)?;
-    let errors_bytes = write(
-        &default_errors_path(output, format),
-        err_header.as_deref(),
-        &error_items,
-        &errors,
-    )?;
-    let marker = Marker {
-        kind: score_file::MARKER_KIND.into(),
-        version: MARKER_VERSION,
-        run,
-        commit: Commit {
-            output_bytes,
-            errors_bytes,
-            rows: 0,
-            done: result_items.len() as u64,
-            failed: error_items.len() as u64,
-        },
-        complete,
+    let output_bytes = write(&mut out, header.as_deref(), &result_items, &results)?;
+    let errors_bytes = write(&mut err_out, err_header.as_deref(), &error_items, &errors)?;
+    marker.commit = Commit {
+        output_bytes,
+        errors_bytes,
+        rows: 0,
+        done: result_items.len() as u64,
+        failed: error_items.len() as u64,
     };
-    marker.write(&score_file::marker_path(output))?;
+    marker.complete = complete;
+    marker.write(&marker_path)?;
     Ok(error_items.len() as u64)
 }
 
@@ -253,9 +322,6 @@ fn merge_embeddings(
     let mut error_bytes = Vec::new();
     let mut files = Vec::new();
     for (s, (dir, marker)) in shards.iter().enumerate() {
-        if dir.as_path() == output {
-            bail!("the output {} is also an input", output.display());
-        }
         let committed = read_committed(dir, marker, settings.kind)?;
         rows.extend(
             committed

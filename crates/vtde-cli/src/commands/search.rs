@@ -5,7 +5,10 @@
 //! which must be the one that made the embeddings: its `vtde.json` sha256 is checked.
 //! The `.npy` file is streamed in blocks, keeping only the best N, so the directory may be
 //! larger than memory. Only committed rows are searched (a run still writing, or killed,
-//! is searched as far as it got).
+//! is searched as far as it got); a directory whose `.npy` header or `index.jsonl` does
+//! not hold the rows `meta.json` commits, as wide as it says, is refused. The `-o` file
+//! is locked while it is written, and may not be one of the directory's files, the query
+//! image or a file of the package.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -16,10 +19,12 @@ use anyhow::{bail, Context, Result};
 use crate::args::{Format, SearchArgs};
 use crate::commands::{open_model, Outcome};
 use crate::formats::embeddings_dir::{
-    marker_path, open_rows, read_committed, EmbedSettings, EMBEDDINGS, META,
+    marker_path, open_rows, read_committed, EmbedSettings, EMBEDDINGS, ERRORS, INDEX, META,
 };
-use crate::formats::journal::{package_identity, Marker};
+use crate::formats::exclusive::{is_special, Outputs};
+use crate::formats::journal::{package_identity, AppendFile, Marker};
 use crate::formats::npy::read_rows;
+use crate::formats::paths;
 use crate::formats::records::{csv_field, json_f32, json_string};
 use crate::settings::{self, Query};
 
@@ -58,7 +63,7 @@ pub fn run(args: &SearchArgs) -> Result<Outcome> {
     let package = settings
         .package
         .clone()
-        .unwrap_or_else(|| marker.run.package.clone().into());
+        .unwrap_or_else(|| paths::decode(&marker.run.package));
     let (_, sha) = package_identity(&package)?;
     if sha != marker.run.package_sha256 {
         bail!(
@@ -67,6 +72,17 @@ pub fn run(args: &SearchArgs) -> Result<Outcome> {
             dir.display(),
             marker.run.package
         );
+    }
+    if let Some(output) = settings.output.as_deref().filter(|o| !is_special(o)) {
+        let mut outputs = Outputs::new();
+        outputs.add("the results file (-o)", output)?;
+        for name in [EMBEDDINGS, INDEX, ERRORS, META] {
+            outputs.input("a file of the embeddings directory", &dir.join(name))?;
+        }
+        if let Query::Image(image) = &settings.query {
+            outputs.input("the query image", image)?;
+        }
+        outputs.package(&package)?;
     }
     // A query image is read as the embedded images were.
     let runtime = settings
@@ -141,7 +157,12 @@ pub fn run(args: &SearchArgs) -> Result<Outcome> {
     }
     match &settings.output {
         Some(path) => {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+            // Locked, then written afresh (a device such as /dev/null is just written).
+            let mut file = AppendFile::open(path)?;
+            file.cut(0)?;
+            file.push(&text);
+            file.flush()?;
+            file.sync()?;
         }
         None => {
             let mut stdout = std::io::stdout().lock();

@@ -24,7 +24,10 @@ use serde::{Deserialize, Serialize};
 use vtde_runtime::ndarray::ArrayView2;
 
 use crate::args::Format;
-use crate::formats::journal::{read_prefix, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION};
+use crate::formats::exclusive::Outputs;
+use crate::formats::journal::{
+    read_prefix, remove_stale_temporaries, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION,
+};
 use crate::formats::npy::{read_header, NpyAppender, NpyInfo};
 use crate::formats::records::{error_record, json_string, scan, Record};
 use crate::inputs::{ImageReading, Selection};
@@ -40,6 +43,19 @@ pub const MARKER_KIND: &str = "vtde-embeddings";
 /// The marker of an embeddings directory: `DIR/meta.json`.
 pub fn marker_path(dir: &Path) -> PathBuf {
     dir.join(META)
+}
+
+/// The files of an embeddings directory, as the outputs of a run
+/// ([`super::exclusive`]): the caller adds its inputs.
+pub fn output_files(dir: &Path) -> Result<Outputs> {
+    let mut outputs = Outputs::new();
+    for name in [EMBEDDINGS, INDEX, ERRORS, META] {
+        outputs.add(
+            &format!("the embeddings directory's {name}"),
+            &dir.join(name),
+        )?;
+    }
+    Ok(outputs)
 }
 
 /// What the rows are.
@@ -131,50 +147,61 @@ pub struct EmbedOutput {
 
 impl EmbedOutput {
     /// Opens `dir` for a run: afresh, or continuing the committed part of an earlier run
-    /// (`resume`) made with the same settings.
+    /// (`resume`) made with the same settings. `embeddings.npy` is locked for the run
+    /// ([`super::exclusive`]) before anything in the directory changes, and `meta.json` is
+    /// replaced (committing only what is kept, incomplete) before any file is cut.
     pub fn open(dir: &Path, run: RunInfo, resume: bool) -> Result<(Self, Prior)> {
         let settings = EmbedSettings::of(&run)?;
+        if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+            bail!(
+                "{} is not a directory: an embeddings directory is written there",
+                dir.display()
+            );
+        }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut npy = NpyAppender::open(&dir.join(EMBEDDINGS), settings.dim)?;
+        let mut index = AppendFile::open(&dir.join(INDEX))?;
+        let mut errors = AppendFile::open(&dir.join(ERRORS))?;
         let marker_path = marker_path(dir);
+        remove_stale_temporaries(&marker_path);
         let earlier = if resume {
             Marker::read(&marker_path)?
         } else {
             None
         };
         let mut prior = Prior::default();
-        let (npy, index, errors) = match earlier {
-            Some(marker) => {
-                if let Some(why) = run.mismatch(&marker.run, false) {
-                    bail!(
-                        "cannot resume {}: it was {why}; run without --resume to start over",
-                        dir.display()
-                    );
-                }
-                let committed = read_committed(dir, &marker, settings.kind)?;
-                let npy = NpyAppender::open(
-                    &dir.join(EMBEDDINGS),
-                    settings.dim,
-                    committed.keys.len() as u64,
-                )?;
-                let index = AppendFile::open(&dir.join(INDEX), committed.index_len)?;
-                let errors = AppendFile::open(&dir.join(ERRORS), committed.errors.len() as u64)?;
-                prior.keys = committed.keys;
-                prior.failed = committed.failed.into_iter().map(|r| r.key).collect();
-                (npy, index, errors)
+        let mut commit = Commit::default();
+        if let Some(marker) = earlier {
+            if let Some(why) = run.mismatch(&marker.run, false) {
+                bail!(
+                    "cannot resume {}: it was {why}; run without --resume to start over",
+                    dir.display()
+                );
             }
-            None => (
-                NpyAppender::open(&dir.join(EMBEDDINGS), settings.dim, 0)?,
-                AppendFile::open(&dir.join(INDEX), 0)?,
-                AppendFile::open(&dir.join(ERRORS), 0)?,
-            ),
-        };
+            let committed = read_committed(dir, &marker, settings.kind)
+                .with_context(|| format!("cannot resume {}", dir.display()))?;
+            prior.keys = committed.keys;
+            prior.failed = committed.failed.into_iter().map(|r| r.key).collect();
+            commit = Commit {
+                output_bytes: committed.index_len,
+                errors_bytes: committed.errors.len() as u64,
+                rows: prior.keys.len() as u64,
+                done: prior.keys.len() as u64,
+                failed: prior.failed.len() as u64,
+            };
+        }
+        // The marker first: it must not commit (or call complete) what is cut next.
         let marker = Marker {
             kind: MARKER_KIND.into(),
             version: MARKER_VERSION,
             run,
-            commit: Commit::default(),
+            commit,
             complete: false,
         };
+        marker.write(&marker_path)?;
+        npy.cut(commit.rows)?;
+        index.cut(commit.output_bytes)?;
+        errors.cut(commit.errors_bytes)?;
         let mut out = EmbedOutput {
             npy,
             index,
@@ -211,10 +238,10 @@ impl EmbedOutput {
         self.errors.push(&error_record(Format::Jsonl, path, reason));
     }
 
-    /// Copies a line of another errors file (merge).
+    /// Copies a line of another errors file (merge), byte for byte.
     pub fn error_line(&mut self, line: &[u8]) {
         self.failed += 1;
-        self.errors.push(&String::from_utf8_lossy(line));
+        self.errors.push_bytes(line);
     }
 
     /// Makes everything durable, counts the rows in the `.npy` header, then moves the
@@ -257,9 +284,19 @@ pub fn open_rows(dir: &Path) -> Result<(std::fs::File, NpyInfo)> {
     Ok((file, info))
 }
 
-/// Reads what `marker` commits in `dir`: the rows that the marker, the `.npy` header,
-/// the `.npy` data and complete `index.jsonl` lines all hold.
+/// Reads what `marker` commits in `dir`: the rows that the marker counts, which the
+/// `.npy` header, the `.npy` data and the complete `index.jsonl` lines must all hold (a
+/// run writes them all before it commits), in rows as wide as the marker says.
 pub fn read_committed(dir: &Path, marker: &Marker, kind: Kind) -> Result<Committed> {
+    let settings = EmbedSettings::of(&marker.run)?;
+    if settings.kind != kind {
+        bail!(
+            "{} holds {:?} embeddings, not {kind:?} ones",
+            dir.display(),
+            settings.kind
+        );
+    }
+    let rows = marker.commit.rows;
     let npy_path = dir.join(EMBEDDINGS);
     let mut file = std::fs::File::open(&npy_path)
         .with_context(|| format!("opening {}", npy_path.display()))?;
@@ -270,16 +307,42 @@ pub fn read_committed(dir: &Path, marker: &Marker, kind: Kind) -> Result<Committ
         .len()
         .saturating_sub(info.data_offset);
     let data_rows = data_len / (info.cols as u64 * 4).max(1);
+    let damaged = |what: String| {
+        anyhow::anyhow!(
+            "{} is damaged: {what}, but {} commits {rows} rows of {} values",
+            dir.display(),
+            META,
+            settings.dim
+        )
+    };
+    if info.cols != settings.dim {
+        return Err(damaged(format!(
+            "{EMBEDDINGS} holds rows of {} values",
+            info.cols
+        )));
+    }
+    if info.rows < rows {
+        return Err(damaged(format!(
+            "the header of {EMBEDDINGS} counts {} rows",
+            info.rows
+        )));
+    }
+    if data_rows < rows {
+        return Err(damaged(format!(
+            "{EMBEDDINGS} holds the data of {data_rows} rows"
+        )));
+    }
     let index_path = dir.join(INDEX);
     let index = read_prefix(&index_path, marker.commit.output_bytes)?;
     let found = scan(Format::Jsonl, &index, None, kind.key())
         .with_context(|| format!("reading {}", index_path.display()))?;
-    let rows = marker
-        .commit
-        .rows
-        .min(info.rows)
-        .min(data_rows)
-        .min(found.records.len() as u64) as usize;
+    if (found.records.len() as u64) < rows {
+        return Err(damaged(format!(
+            "{INDEX} holds {} complete lines",
+            found.records.len()
+        )));
+    }
+    let rows = rows as usize;
     let index_len = match rows {
         0 => 0,
         n => found.records[n - 1].end as u64,

@@ -10,10 +10,17 @@
 //!
 //! The marker also records the settings of the run ([`RunInfo`]), so that a resume or a
 //! merge refuses outputs made with other labels, another model or other inputs.
+//!
+//! A run locks its output files before it changes anything ([`super::exclusive`]), and
+//! replaces the marker with one that commits nothing it is about to cut (and says
+//! `complete: false`) before it cuts any file. The temporary file of a marker is named
+//! for the process (`meta.json.PID.N.tmp`), removed when writing it fails, and stale
+//! ones of killed runs are removed by the next run that holds the lock.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -26,7 +33,7 @@ pub fn package_identity(package: &Path) -> Result<(String, String)> {
     let dir = std::fs::canonicalize(package).unwrap_or_else(|_| package.to_owned());
     let sha = vtde_runtime::vtde_package::sha256_file(&package.join("vtde.json"))
         .with_context(|| format!("hashing {}", package.join("vtde.json").display()))?;
-    Ok((dir.display().to_string(), sha))
+    Ok((super::paths::encode(&dir), sha))
 }
 
 /// Version of the marker format.
@@ -37,14 +44,16 @@ pub const MARKER_VERSION: u32 = 1;
 pub struct RunInfo {
     /// `score`, `embed` or `embed-text`.
     pub command: String,
-    /// The package directory, as an absolute path when it could be resolved.
+    /// The package directory, as an absolute path when it could be resolved (written as
+    /// [`super::paths`] says).
     pub package: String,
     /// sha256 of the package's `vtde.json` (which holds every graph's sha256).
     pub package_sha256: String,
     /// Command-specific settings that shape the results (labels, templates, format,
     /// precision, file selection, embedding width...).
     pub settings: serde_json::Value,
-    /// The PATHS arguments, as given (the order of results follows them).
+    /// The PATHS arguments, as given (the order of results follows them), written as
+    /// [`super::paths`] says.
     pub roots: Vec<String>,
     pub shard: Option<Shard>,
 }
@@ -181,18 +190,64 @@ impl Marker {
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so that `path` is
-/// always either the old or the new content.
+/// always either the old or the new content. The temporary file is named for this
+/// process, and removed when the write fails.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
     let tmp = PathBuf::from(tmp);
     let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
-    write().with_context(|| format!("writing {}", path.display()))
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::Error::new(e).context(format!("writing {}", path.display()))
+    })
+}
+
+/// Removes the temporary files that killed runs left beside `path` (`path.PID.N.tmp`,
+/// and `path.tmp` of older versions). Only for a run that holds the output's lock.
+pub fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let name = name.as_encoded_bytes();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let stale = file_name
+            .as_encoded_bytes()
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(b"."))
+            .and_then(|rest| rest.strip_suffix(b"tmp"))
+            .is_some_and(|middle| {
+                // `PID.N.` or nothing.
+                middle.is_empty()
+                    || (middle.ends_with(b".")
+                        && middle[..middle.len() - 1]
+                            .split(|&b| b == b'.')
+                            .map(|part| !part.is_empty() && part.iter().all(u8::is_ascii_digit))
+                            .eq([true, true]))
+            });
+        if stale && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Reads at most `limit` bytes of a file (all of a missing file: none).
@@ -210,36 +265,58 @@ pub fn read_prefix(path: &Path, limit: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// An output file that only grows, written in batches.
+/// An output file that only grows, written in batches. A regular file is locked for as
+/// long as this lives; a device or FIFO (`-o /dev/null`) is written as a stream: no lock,
+/// no cutting, nothing to make durable.
 #[derive(Debug)]
 pub struct AppendFile {
     file: File,
     path: PathBuf,
     len: u64,
     buf: Vec<u8>,
+    regular: bool,
 }
 
 impl AppendFile {
-    /// Opens `path` keeping its first `keep` bytes (0: an empty file), creating it.
-    pub fn open(path: &Path, keep: u64) -> Result<Self> {
-        let open = || -> std::io::Result<(File, u64)> {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)?;
-            let keep = keep.min(file.metadata()?.len());
-            file.set_len(keep)?;
-            file.seek(SeekFrom::Start(keep))?;
-            Ok((file, keep))
-        };
-        let (file, len) = open().with_context(|| format!("opening {}", path.display()))?;
+    /// Opens (creating) an output file and takes its lock, changing nothing in it: the
+    /// caller [cuts](Self::cut) it once the marker commits nothing beyond the cut.
+    pub fn open(path: &Path) -> Result<Self> {
+        let ctx = || format!("opening {}", path.display());
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(ctx)?;
+        let meta = file.metadata().with_context(ctx)?;
+        let regular = meta.is_file();
+        if regular {
+            super::exclusive::lock_exclusive(&file, path)?;
+        }
         Ok(AppendFile {
             file,
             path: path.to_owned(),
-            len,
+            len: if regular { meta.len() } else { 0 },
             buf: Vec::new(),
+            regular,
         })
+    }
+
+    /// Keeps the first `keep` bytes (all when there are fewer), and appends after them.
+    pub fn cut(&mut self, keep: u64) -> Result<()> {
+        self.buf.clear();
+        if !self.regular {
+            return Ok(());
+        }
+        let keep = keep.min(self.len);
+        let cut = |f: &mut File| -> std::io::Result<()> {
+            f.set_len(keep)?;
+            f.seek(SeekFrom::Start(keep))?;
+            Ok(())
+        };
+        cut(&mut self.file).with_context(|| format!("writing {}", self.path.display()))?;
+        self.len = keep;
+        Ok(())
     }
 
     /// Queues text to write at the next [`flush`](Self::flush).
@@ -247,23 +324,52 @@ impl AppendFile {
         self.buf.extend_from_slice(s.as_bytes());
     }
 
-    /// Writes what was queued; returns the file's length.
+    /// Queues bytes to write at the next [`flush`](Self::flush).
+    pub fn push_bytes(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+
+    /// Writes what was queued; returns the file's length (the bytes written, for a
+    /// stream). What could not be written is dropped, and the length stays that of what
+    /// was.
     pub fn flush(&mut self) -> Result<u64> {
         if !self.buf.is_empty() {
-            self.file
-                .write_all(&self.buf)
-                .with_context(|| format!("writing {}", self.path.display()))?;
-            self.len += self.buf.len() as u64;
-            self.buf.clear();
+            let written = self.file.write_all(&self.buf);
+            let queued = std::mem::take(&mut self.buf);
+            if let Err(e) = written {
+                // A part may have been written: go back to the end of what was.
+                if self.regular {
+                    let len = self.len;
+                    let _ = self
+                        .file
+                        .set_len(len)
+                        .and_then(|()| self.file.seek(SeekFrom::Start(len)));
+                }
+                return Err(e).with_context(|| format!("writing {}", self.path.display()));
+            }
+            self.len += queued.len() as u64;
         }
         Ok(self.len)
     }
 
-    /// Makes what was written durable.
+    /// Makes what was written durable (regular files).
     pub fn sync(&self) -> Result<()> {
+        if !self.regular {
+            return Ok(());
+        }
         self.file
             .sync_data()
             .with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this is a regular file (not a device or FIFO).
+    pub fn is_regular(&self) -> bool {
+        self.regular
     }
 }
 
@@ -275,13 +381,15 @@ mod tests {
     fn append_file_keeps_the_committed_prefix() {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("out.csv");
-        let mut f = AppendFile::open(&path, 0).expect("open");
+        let mut f = AppendFile::open(&path).expect("open");
+        f.cut(0).expect("cut");
         f.push("one\n");
         assert_eq!(f.flush().expect("flush"), 4);
         f.push("two\n");
         f.flush().expect("flush");
         drop(f);
-        let mut f = AppendFile::open(&path, 4).expect("reopen");
+        let mut f = AppendFile::open(&path).expect("reopen");
+        f.cut(4).expect("cut");
         f.push("three\n");
         f.flush().expect("flush");
         assert_eq!(
@@ -289,8 +397,59 @@ mod tests {
             "one\nthree\n"
         );
         // Keeping more than there is keeps all.
-        let f = AppendFile::open(&path, 1000).expect("reopen");
+        drop(f);
+        let mut f = AppendFile::open(&path).expect("reopen");
+        f.cut(1000).expect("cut");
         assert_eq!(f.len, 10);
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn failed_atomic_writes_leave_no_temporary_file() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        // A rename over a directory that holds a file fails.
+        let target = tmp.path().join("meta.json");
+        std::fs::create_dir(&target).expect("mkdir");
+        std::fs::write(target.join("x"), b"x").expect("write");
+        assert!(write_atomic(&target, b"{}").is_err());
+        assert_eq!(names(tmp.path()), ["meta.json"]);
+        // And a write that works leaves none either.
+        let ok = tmp.path().join("ok.json");
+        write_atomic(&ok, b"{}").expect("write");
+        assert_eq!(names(tmp.path()), ["meta.json", "ok.json"]);
+    }
+
+    #[test]
+    fn stale_temporaries_of_the_marker_are_removed() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        for n in [
+            "meta.json",
+            "meta.json.123.0.tmp",
+            "meta.json.tmp",
+            "meta.json.x.0.tmp",
+            "meta.json.1.tmp",
+            "other.json.123.0.tmp",
+        ] {
+            std::fs::write(tmp.path().join(n), b"x").expect("write");
+        }
+        remove_stale_temporaries(&tmp.path().join("meta.json"));
+        assert_eq!(
+            names(tmp.path()),
+            [
+                "meta.json",
+                "meta.json.1.tmp",
+                "meta.json.x.0.tmp",
+                "other.json.123.0.tmp"
+            ]
+        );
     }
 
     #[test]

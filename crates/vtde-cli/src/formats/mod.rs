@@ -7,9 +7,13 @@
 //! - The building blocks: [`records`] (CSV and JSONL records, read back whole),
 //!   [`npy`] (float32 `.npy` files that load whenever a run is killed) and [`journal`]
 //!   (append-only files, the atomically replaced commit marker, the run it records).
+//! - What keeps outputs safe: [`exclusive`] (each output locked for its run, and never
+//!   an input) and [`paths`] (paths written losslessly, whatever bytes they hold).
 
 pub mod embeddings_dir;
+pub mod exclusive;
 pub mod journal;
 pub mod npy;
+pub mod paths;
 pub mod records;
 pub mod score_file;

@@ -120,20 +120,42 @@ pub struct NpyAppender {
 }
 
 impl NpyAppender {
-    /// Opens `path` keeping its first `keep` rows (a new file when `keep` is 0). A kept
-    /// file must be one vtde wrote, with `cols` columns and at least `keep` rows.
-    pub fn open(path: &Path, cols: usize, keep: u64) -> Result<Self> {
+    /// Opens (creating) `path` for rows `cols` wide and takes its lock
+    /// ([`super::exclusive`]), changing nothing in it: the caller [cuts](Self::cut) it
+    /// to the rows it keeps once the marker commits no more.
+    pub fn open(path: &Path, cols: usize) -> Result<Self> {
         let ctx = || format!("opening {}", path.display());
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
             .with_context(ctx)?;
+        if !file.metadata().with_context(ctx)?.is_file() {
+            bail!("{} is not a regular file", path.display());
+        }
+        super::exclusive::lock_exclusive(&file, path)?;
+        Ok(NpyAppender {
+            file,
+            path: path.to_owned(),
+            rows: 0,
+            committed: u64::MAX,
+            cols,
+        })
+    }
+
+    /// Keeps the first `keep` rows (a new file when `keep` is 0), then rewrites the
+    /// header. A kept file must be one vtde wrote, with these columns and at least `keep`
+    /// rows.
+    pub fn cut(&mut self, keep: u64) -> Result<()> {
+        let ctx = || format!("opening {}", self.path.display());
+        let cols = self.cols;
         if keep > 0 {
-            let info = read_header(&mut file).with_context(ctx)?;
-            let data_rows = file
+            self.file.seek(SeekFrom::Start(0)).with_context(ctx)?;
+            let info = read_header(&mut self.file).with_context(ctx)?;
+            let data_rows = self
+                .file
                 .metadata()
                 .with_context(ctx)?
                 .len()
@@ -142,21 +164,15 @@ impl NpyAppender {
             if info.data_offset != HEADER_LEN || info.cols != cols || data_rows < keep {
                 bail!(
                     "{} does not hold {keep} rows of {cols} values written by vtde",
-                    path.display()
+                    self.path.display()
                 );
             }
         }
-        let mut appender = NpyAppender {
-            file,
-            path: path.to_owned(),
-            rows: keep,
-            committed: u64::MAX,
-            cols,
-        };
+        self.rows = keep;
+        self.committed = u64::MAX;
         let len = HEADER_LEN + keep * cols as u64 * 4;
-        appender.file.set_len(len).with_context(ctx)?;
-        appender.commit()?;
-        Ok(appender)
+        self.file.set_len(len).with_context(ctx)?;
+        self.commit()
     }
 
     pub fn rows(&self) -> u64 {
@@ -262,7 +278,8 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let path = tmp.path().join("e.npy");
         let a = Array2::from_shape_fn((2, 3), |(i, j)| (i * 3 + j) as f32);
-        let mut npy = NpyAppender::open(&path, 3, 0).expect("create");
+        let mut npy = NpyAppender::open(&path, 3).expect("create");
+        npy.cut(0).expect("cut");
         npy.append(a.view()).expect("append");
         npy.commit().expect("commit");
         npy.append(a.view()).expect("append");
@@ -272,7 +289,8 @@ mod tests {
         assert_eq!(info.rows, 2);
         drop(npy);
         // Resuming keeps the committed rows and drops the rest.
-        let mut npy = NpyAppender::open(&path, 3, 2).expect("reopen");
+        let mut npy = NpyAppender::open(&path, 3).expect("reopen");
+        npy.cut(2).expect("cut");
         assert_eq!(npy.rows(), 2);
         npy.append(a.view()).expect("append");
         npy.commit().expect("commit");
@@ -286,6 +304,8 @@ mod tests {
             std::fs::metadata(&path).expect("meta").len(),
             HEADER_LEN + 4 * 3 * 4
         );
-        assert!(NpyAppender::open(&path, 4, 2).is_err(), "wrong width");
+        drop(npy);
+        let mut wrong = NpyAppender::open(&path, 4).expect("reopen");
+        assert!(wrong.cut(2).is_err(), "wrong width");
     }
 }

@@ -7,7 +7,7 @@
 //! | `FILE.progress.json` | the commit marker ([`super::journal`]): run, settings, bytes |
 //!
 //! Without `-o`, records go to stdout (the errors file only where `--errors` says) and
-//! there is no marker. `--resume` continues the committed part of a file; `vtde merge`
+//! there is no marker; so with an `-o` that is no regular file (`/dev/null`, a FIFO). `--resume` continues the committed part of a file; `vtde merge`
 //! joins the files of `--shard` runs.
 
 use std::collections::HashSet;
@@ -18,7 +18,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::args::Format;
-use crate::formats::journal::{read_prefix, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION};
+use crate::formats::journal::{
+    read_prefix, remove_stale_temporaries, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION,
+};
 use crate::formats::records::{error_header, error_record, scan, ScoreRecords};
 use crate::inputs::{ImageReading, Selection};
 
@@ -38,6 +40,11 @@ pub struct ScoreSettings {
 }
 
 impl ScoreSettings {
+    /// The settings recorded in a run.
+    pub fn of(run: &RunInfo) -> Result<Self> {
+        serde_json::from_value(run.settings.clone()).context("the marker has no score settings")
+    }
+
     /// How the records of these settings are written.
     pub fn records(&self) -> ScoreRecords {
         ScoreRecords {
@@ -97,6 +104,10 @@ pub struct ScoreOutput {
 impl ScoreOutput {
     /// Opens the results (`output`, else stdout) and the errors file: afresh, or
     /// continuing the committed part of an earlier run (`resume`) with the same settings.
+    /// Both files are locked for the run ([`super::exclusive`]) before anything in them
+    /// changes, and the marker is replaced (committing only what is kept, incomplete)
+    /// before they are cut. An `output` that is no regular file (`/dev/null`, a FIFO) is
+    /// written as a stream, like stdout: no marker, nothing to resume.
     pub fn open(
         output: Option<&Path>,
         errors: Option<&Path>,
@@ -106,31 +117,57 @@ impl ScoreOutput {
     ) -> Result<(Self, Prior)> {
         let format = records.format;
         let header = records.header();
-        let Some(output) = output else {
-            let mut stdout = std::io::BufWriter::new(std::io::stdout());
-            if let Some(h) = &header {
-                stdout
-                    .write_all(h.as_bytes())
-                    .context("writing to stdout")?;
+        let err_header = error_header(format);
+        let sink = match output {
+            Some(output) => {
+                create_parent(output)?;
+                let sink = AppendFile::open(output)?;
+                if !sink.is_regular() && resume {
+                    bail!(
+                        "cannot resume {}: it is not a regular file (--resume needs the \
+                         results file and its progress marker)",
+                        output.display()
+                    );
+                }
+                Sink::File(sink)
             }
-            let errors = errors.map(|e| fresh(e, error_header(format))).transpose()?;
-            let out = ScoreOutput {
-                sink: Sink::Stdout(stdout),
-                format,
-                errors,
-                marker: None,
-            };
-            return Ok((out, Prior::default()));
+            None => Sink::Stdout(std::io::BufWriter::new(std::io::stdout())),
         };
-        let errors = errors.context("no errors file")?;
+        let mut errors_file = match errors {
+            Some(e) => {
+                create_parent(e)?;
+                Some(AppendFile::open(e)?)
+            }
+            None => None,
+        };
+        let (output, mut sink) = match (output, sink) {
+            (Some(output), Sink::File(f)) if f.is_regular() => (output, f),
+            (_, sink) => {
+                // A stream: stdout, a device or a FIFO. Written afresh, no marker.
+                let out = ScoreOutput {
+                    sink,
+                    format,
+                    errors: None,
+                    marker: None,
+                };
+                return out.stream(errors_file, header, err_header);
+            }
+        };
+        let Some(mut errors_file) = errors_file.take() else {
+            bail!("no errors file for {}", output.display());
+        };
         let marker_path = marker_path(output);
+        remove_stale_temporaries(&marker_path);
         let earlier = if resume {
             Marker::read(&marker_path)?
         } else {
             None
         };
         let mut prior = Prior::default();
-        let (sink, errors_file) = match earlier {
+        // What to keep of each file, and whether its header is there.
+        let mut keep = (0, 0);
+        let mut headers = (false, false);
+        match earlier {
             Some(marker) => {
                 if let Some(why) = run.mismatch(&marker.run, false) {
                     bail!(
@@ -141,10 +178,9 @@ impl ScoreOutput {
                 let bytes = read_prefix(output, marker.commit.output_bytes)?;
                 let found = scan(format, &bytes, header.as_deref(), "path")
                     .with_context(|| format!("cannot resume {}", output.display()))?;
-                let err_bytes = read_prefix(errors, marker.commit.errors_bytes)?;
-                let err_header = error_header(format);
+                let err_bytes = read_prefix(errors_file.path(), marker.commit.errors_bytes)?;
                 let failed = scan(format, &err_bytes, err_header.as_deref(), "path")
-                    .with_context(|| format!("cannot resume {}", errors.display()))?;
+                    .with_context(|| format!("cannot resume {}", errors_file.path().display()))?;
                 prior.records = found.records.len() as u64;
                 prior.failed = failed.records.len() as u64;
                 prior.done = found
@@ -153,19 +189,8 @@ impl ScoreOutput {
                     .chain(failed.records)
                     .map(|r| r.key)
                     .collect();
-                let mut sink = AppendFile::open(output, found.valid_len as u64)?;
-                if found.header_end == 0 {
-                    if let Some(h) = &header {
-                        sink.push(h);
-                    }
-                }
-                let mut errors_file = AppendFile::open(errors, failed.valid_len as u64)?;
-                if failed.header_end == 0 {
-                    if let Some(h) = &err_header {
-                        errors_file.push(h);
-                    }
-                }
-                (sink, errors_file)
+                keep = (found.valid_len as u64, failed.valid_len as u64);
+                headers = (found.header_end > 0, failed.header_end > 0);
             }
             None => {
                 if resume && std::fs::metadata(output).is_ok_and(|m| m.len() > 0) {
@@ -175,16 +200,32 @@ impl ScoreOutput {
                         output.display()
                     );
                 }
-                (fresh(output, header)?, fresh(errors, error_header(format))?)
             }
-        };
-        let marker = Marker {
+        }
+        // The marker first: it must not commit (or call complete) what is cut next.
+        let mut marker = Marker {
             kind: MARKER_KIND.into(),
             version: MARKER_VERSION,
             run,
-            commit: Commit::default(),
+            commit: Commit {
+                output_bytes: keep.0,
+                errors_bytes: keep.1,
+                rows: 0,
+                done: prior.records,
+                failed: prior.failed,
+            },
             complete: false,
         };
+        marker.write(&marker_path)?;
+        sink.cut(keep.0)?;
+        errors_file.cut(keep.1)?;
+        if let (false, Some(h)) = (headers.0, &header) {
+            sink.push(h);
+        }
+        if let (false, Some(h)) = (headers.1, &err_header) {
+            errors_file.push(h);
+        }
+        marker.commit = Commit::default();
         let mut out = ScoreOutput {
             sink: Sink::File(sink),
             format,
@@ -193,6 +234,30 @@ impl ScoreOutput {
         };
         out.write_marker(prior.records, prior.failed, false)?;
         Ok((out, prior))
+    }
+
+    /// Starts a stream (stdout, a device or a FIFO): the headers, and the errors file
+    /// afresh.
+    fn stream(
+        mut self,
+        errors: Option<AppendFile>,
+        header: Option<String>,
+        err_header: Option<String>,
+    ) -> Result<(Self, Prior)> {
+        if let Some(mut e) = errors {
+            e.cut(0)?;
+            if let Some(h) = &err_header {
+                e.push(h);
+            }
+            self.errors = Some(e);
+        }
+        if let Some(h) = &header {
+            match &mut self.sink {
+                Sink::Stdout(w) => w.write_all(h.as_bytes()).context("writing to stdout")?,
+                Sink::File(f) => f.push(h),
+            }
+        }
+        Ok((self, Prior::default()))
     }
 
     /// Appends a record.
@@ -252,14 +317,10 @@ impl ScoreOutput {
     }
 }
 
-/// A new, empty output file, with its header.
-fn fresh(path: &Path, header: Option<String>) -> Result<AppendFile> {
+/// Creates the directory an output file goes in.
+fn create_parent(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut f = AppendFile::open(path, 0)?;
-    if let Some(h) = header {
-        f.push(&h);
-    }
-    Ok(f)
+    Ok(())
 }
