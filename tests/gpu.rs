@@ -8,8 +8,8 @@
 //! (`docs/design.md`), with CPU fallback never allowed, so a graph that would not run on
 //! the GPU fails the test. Run with `--nocapture --test-threads 1` for the table.
 
-use ndarray::{Array2, Ix2, Ix4};
-use vtde_runtime::{l2_normalize, ExecutionProvider, Model, Precision, RuntimeOptions, TextBatch};
+use ndarray::Array2;
+use vtde_runtime::{ExecutionProvider, Model, Precision, RuntimeOptions};
 use vtde_tests::{exported_package_with_variants, fixture_configs, min_row_cosine, Fixture};
 
 const FP32_COSINE: f32 = 0.9999;
@@ -28,38 +28,7 @@ fn embeddings(fx: &Fixture, options: &RuntimeOptions) -> (Array2<f32>, Array2<f3
             fx.name, placement.graph, placement.provider, placement.nodes
         );
     }
-    let pixels = fx
-        .f32("pixel_values")
-        .clone()
-        .into_dimensionality::<Ix4>()
-        .expect("4-D");
-    let ids = fx
-        .i64("input_ids")
-        .clone()
-        .into_dimensionality::<Ix2>()
-        .expect("2-D");
-    let batch = TextBatch {
-        attention_mask: fx
-            .i64("attention_mask")
-            .clone()
-            .into_dimensionality::<Ix2>()
-            .expect("2-D"),
-        token_type_ids: if fx.has("token_type_ids") {
-            fx.i64("token_type_ids")
-                .clone()
-                .into_dimensionality::<Ix2>()
-                .expect("2-D")
-        } else {
-            Array2::zeros(ids.raw_dim())
-        },
-        input_ids: ids,
-    };
-    let image = model.image_features(pixels.view()).expect("vision graph");
-    let text = model.text_features(&batch).expect("text graph");
-    let (image, text) = model
-        .project(image.view(), text.view())
-        .expect("projection");
-    (l2_normalize(image.view()), l2_normalize(text.view()))
+    fx.embeddings(&model)
 }
 
 #[test]

@@ -14,8 +14,8 @@
 //! The graph stages are fed the recorded inputs (not ours), so that each stage is
 //! measured on its own. Run with `--nocapture` to see the measured differences.
 
-use ndarray::{s, Array2, Array4, ArrayD, Ix2, Ix4};
-use vtde_runtime::{l2_normalize, read_image, ImageOptions, Model, RuntimeOptions, TextBatch};
+use ndarray::{s, Array2, Array4, ArrayD, Ix2};
+use vtde_runtime::{l2_normalize, read_image, ImageOptions, Model, RuntimeOptions};
 use vtde_tests::{
     exported_package, fixture_configs, input_image, max_abs_diff, min_row_cosine, Fixture,
 };
@@ -54,36 +54,9 @@ fn check_close(config: &str, what: &str, ours: &Array2<f32>, reference: &ArrayD<
     }
 }
 
-/// The recorded token arrays as a batch (zeros where the tokenizer gives no types).
-fn recorded_batch(fx: &Fixture) -> TextBatch {
-    let ids = fx
-        .i64("input_ids")
-        .clone()
-        .into_dimensionality::<Ix2>()
-        .expect("2-D");
-    let mask = fx
-        .i64("attention_mask")
-        .clone()
-        .into_dimensionality::<Ix2>()
-        .expect("2-D");
-    let types = if fx.has("token_type_ids") {
-        fx.i64("token_type_ids")
-            .clone()
-            .into_dimensionality::<Ix2>()
-            .expect("2-D")
-    } else {
-        Array2::zeros(ids.raw_dim())
-    };
-    TextBatch {
-        input_ids: ids,
-        attention_mask: mask,
-        token_type_ids: types,
-    }
-}
-
 fn check_tokens(fx: &Fixture, model: &Model) {
     let ours = model.tokenize(&fx.info.texts).expect("tokenize");
-    let reference = recorded_batch(fx);
+    let reference = fx.text_batch();
     assert_eq!(
         ours.input_ids, reference.input_ids,
         "{}: input_ids differ",
@@ -122,11 +95,7 @@ fn check_pixels(fx: &Fixture, model: &Model) {
         })
         .collect();
     let ours: Array4<f32> = model.preprocess_images(&images).expect("preprocess");
-    let reference = fx
-        .f32("pixel_values")
-        .clone()
-        .into_dimensionality::<Ix4>()
-        .expect("4-D");
+    let reference = fx.pixel_values();
     assert_eq!(
         ours.shape(),
         reference.shape(),
@@ -164,11 +133,7 @@ fn check_pixels(fx: &Fixture, model: &Model) {
 
 fn check_graphs(fx: &Fixture, model: &Model) {
     let name = fx.name.as_str();
-    let pixels = fx
-        .f32("pixel_values")
-        .clone()
-        .into_dimensionality::<Ix4>()
-        .expect("4-D");
+    let pixels = fx.pixel_values();
     let image_features = model.image_features(pixels.view()).expect("vision graph");
     check_close(
         name,
@@ -178,9 +143,7 @@ fn check_graphs(fx: &Fixture, model: &Model) {
         FEATURE_TOL,
     );
 
-    let text_features = model
-        .text_features(&recorded_batch(fx))
-        .expect("text graph");
+    let text_features = model.text_features(&fx.text_batch()).expect("text graph");
     check_close(
         name,
         "text_features",

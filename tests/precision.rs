@@ -6,8 +6,8 @@
 //! Inputs are the fixtures' recorded `pixel_values` and token ids, so only the graphs
 //! differ. Run with `--nocapture` to see the measured cosines.
 
-use ndarray::{Array2, Ix2, Ix4};
-use vtde_runtime::{l2_normalize, Model, Precision, RuntimeOptions, TextBatch};
+use ndarray::Array2;
+use vtde_runtime::{Model, Precision, RuntimeOptions};
 use vtde_tests::{exported_package_with_variants, fixture_configs, min_row_cosine, Fixture};
 
 const INT8_COSINE: f32 = 0.999;
@@ -27,38 +27,7 @@ fn embeddings(fx: &Fixture, precision: Precision) -> (Array2<f32>, Array2<f32>) 
     let options = RuntimeOptions::default().with_precision(precision);
     let model = Model::open(exported_package_with_variants(&fx.name), &options)
         .unwrap_or_else(|e| panic!("{}: opening the {precision} variant: {e}", fx.name));
-    let pixels = fx
-        .f32("pixel_values")
-        .clone()
-        .into_dimensionality::<Ix4>()
-        .expect("4-D");
-    let image_features = model.image_features(pixels.view()).expect("vision graph");
-    let ids = fx
-        .i64("input_ids")
-        .clone()
-        .into_dimensionality::<Ix2>()
-        .expect("2-D");
-    let batch = TextBatch {
-        attention_mask: fx
-            .i64("attention_mask")
-            .clone()
-            .into_dimensionality::<Ix2>()
-            .expect("2-D"),
-        token_type_ids: if fx.has("token_type_ids") {
-            fx.i64("token_type_ids")
-                .clone()
-                .into_dimensionality::<Ix2>()
-                .expect("2-D")
-        } else {
-            Array2::zeros(ids.raw_dim())
-        },
-        input_ids: ids,
-    };
-    let text_features = model.text_features(&batch).expect("text graph");
-    let (image, text) = model
-        .project(image_features.view(), text_features.view())
-        .expect("projection");
-    (l2_normalize(image.view()), l2_normalize(text.view()))
+    fx.embeddings(&model)
 }
 
 fn check(precision: Precision, default_gate: f32) {

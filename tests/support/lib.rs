@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use ndarray::{ArrayD, ArrayView2, IxDyn};
+use ndarray::{Array2, Array4, ArrayD, ArrayView2, Ix2, Ix4, IxDyn};
 use serde::Deserialize;
+use vtde_runtime::{l2_normalize, Model, TextBatch};
 
 /// `tests/fixtures`.
 pub fn fixtures_dir() -> PathBuf {
@@ -116,6 +117,48 @@ impl Fixture {
         self.ints
             .get(key)
             .unwrap_or_else(|| panic!("{}: no recorded tensor {key}", self.name))
+    }
+
+    /// The recorded `pixel_values`, `[n, 3, H, W]`.
+    pub fn pixel_values(&self) -> Array4<f32> {
+        self.f32("pixel_values")
+            .clone()
+            .into_dimensionality::<Ix4>()
+            .expect("pixel_values is 4-D")
+    }
+
+    /// The recorded token arrays as a batch (zeros where the tokenizer gives no types).
+    pub fn text_batch(&self) -> TextBatch {
+        let two_d = |key: &str| {
+            self.i64(key)
+                .clone()
+                .into_dimensionality::<Ix2>()
+                .unwrap_or_else(|_| panic!("{}: {key} is not 2-D", self.name))
+        };
+        let input_ids = two_d("input_ids");
+        let token_type_ids = if self.has("token_type_ids") {
+            two_d("token_type_ids")
+        } else {
+            Array2::zeros(input_ids.raw_dim())
+        };
+        TextBatch {
+            attention_mask: two_d("attention_mask"),
+            token_type_ids,
+            input_ids,
+        }
+    }
+
+    /// The normalized image and text embeddings `model` gives for the recorded inputs:
+    /// the graphs alone, no preprocessing.
+    pub fn embeddings(&self, model: &Model) -> (Array2<f32>, Array2<f32>) {
+        let image = model
+            .image_features(self.pixel_values().view())
+            .expect("vision graph");
+        let text = model.text_features(&self.text_batch()).expect("text graph");
+        let (image, text) = model
+            .project(image.view(), text.view())
+            .expect("projection");
+        (l2_normalize(image.view()), l2_normalize(text.view()))
     }
 }
 
