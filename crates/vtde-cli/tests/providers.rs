@@ -33,8 +33,17 @@ fn image() -> String {
         .to_string()
 }
 
+/// The CPU-only library that `tools/fetch-onnxruntime.sh` installs, named explicitly: a
+/// GPU build fetched beside it (`--gpu`) would otherwise be preferred for GPU providers.
+fn cpu_library() -> String {
+    let cache = std::env::var_os("VTDE_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache"));
+    cache.join("onnxruntime/1.31.1").display().to_string()
+}
+
 fn score(extra: &[&str]) -> Output {
-    let (demo, image) = (demo(), image());
+    let (demo, image, library) = (demo(), image(), cpu_library());
     let mut args = vec![
         "score",
         demo.as_str(),
@@ -42,6 +51,8 @@ fn score(extra: &[&str]) -> Output {
         "--labels",
         "a red circle",
         "a blue square",
+        "--onnxruntime",
+        library.as_str(),
     ];
     args.extend_from_slice(extra);
     vtde(&args)
@@ -123,7 +134,16 @@ fn info_names_the_provider_of_each_graph_and_the_library() {
     assert!(stdout.contains("VisionTextDualEncoderModel"), "{stdout}");
     assert!(stdout.contains("64x64 pixel values"), "{stdout}");
 
-    let out = vtde(&["info", &demo, "--provider", "cuda", "--allow-cpu-fallback"]);
+    let library = cpu_library();
+    let out = vtde(&[
+        "info",
+        &demo,
+        "--provider",
+        "cuda",
+        "--allow-cpu-fallback",
+        "--onnxruntime",
+        &library,
+    ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(stdout.matches("fell back: CUDA").count(), 3, "{stdout}");
