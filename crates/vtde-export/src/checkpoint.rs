@@ -113,14 +113,32 @@ impl<'a> ConfigView<'a> {
         }
     }
 
+    /// A number, which must be finite as an f32 (1e39 is not).
     pub fn f32_or(&self, key: &str, default: f32) -> Result<f32> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .map(|x| x as f32)
-                .ok_or_else(|| self.problem(key, "should be a number")),
+            Some(v) => {
+                let x = v
+                    .as_f64()
+                    .map(|x| x as f32)
+                    .ok_or_else(|| self.problem(key, "should be a number"))?;
+                if x.is_finite() {
+                    Ok(x)
+                } else {
+                    Err(self.problem(key, &format!("is {v}, beyond the range of f32")))
+                }
+            }
         }
+    }
+
+    /// A layer norm's epsilon: a finite number, not negative (a negative one can make
+    /// the variance plus epsilon negative, and its square root NaN).
+    pub fn eps_or(&self, key: &str, default: f32) -> Result<f32> {
+        let eps = self.f32_or(key, default)?;
+        if eps < 0.0 {
+            return Err(self.problem(key, &format!("is {eps}; it must not be negative")));
+        }
+        Ok(eps)
     }
 
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
@@ -147,10 +165,23 @@ impl<'a> ConfigView<'a> {
     }
 }
 
+/// A weight holding a NaN or infinite value.
+#[derive(Debug, Clone)]
+struct NonFinite {
+    /// The safetensors file.
+    file: PathBuf,
+    /// The first such value and its index in the flattened tensor.
+    value: f32,
+    index: usize,
+}
+
 /// All weights of a checkpoint, by their names in the safetensors files.
 #[derive(Debug)]
 pub struct Weights {
     tensors: HashMap<String, Tensor>,
+    /// The weights holding a NaN or infinity: an error when the export reads them (a
+    /// checkpoint may carry unused buffers the export never reads).
+    non_finite: HashMap<String, NonFinite>,
 }
 
 impl Weights {
@@ -178,20 +209,53 @@ impl Weights {
             });
         };
         let mut tensors = HashMap::new();
+        let mut non_finite = HashMap::new();
         for file in files {
-            load_safetensors(&file, &mut tensors)?;
+            let mut loaded = HashMap::new();
+            load_safetensors(&file, &mut loaded)?;
+            for (name, tensor) in loaded {
+                if let Some((index, &value)) =
+                    tensor.data.iter().enumerate().find(|(_, v)| !v.is_finite())
+                {
+                    non_finite.insert(
+                        name.clone(),
+                        NonFinite {
+                            file: file.clone(),
+                            value,
+                            index,
+                        },
+                    );
+                }
+                tensors.insert(name, tensor);
+            }
         }
-        Ok(Self { tensors })
+        Ok(Self {
+            tensors,
+            non_finite,
+        })
+    }
+
+    /// The names of the weights, for checks across them.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
     }
 
     /// The weight called `name`, or under the first of `aliases` that exists (older
     /// and newer transformers versions name some modules differently).
+    ///
+    /// A weight holding a NaN or infinity is an error naming it and its file: the graphs
+    /// would compute NaN scores from it.
     pub fn get(&self, name: &str, aliases: &[String]) -> Result<&Tensor> {
-        if let Some(t) = self.tensors.get(name) {
-            return Ok(t);
-        }
-        for alias in aliases {
-            if let Some(t) = self.tensors.get(alias) {
+        for key in std::iter::once(name).chain(aliases.iter().map(String::as_str)) {
+            if let Some(t) = self.tensors.get(key) {
+                if let Some(bad) = self.non_finite.get(key) {
+                    return Err(Error::NonFiniteWeight {
+                        path: bad.file.clone(),
+                        name: key.to_owned(),
+                        value: bad.value,
+                        index: bad.index,
+                    });
+                }
                 return Ok(t);
             }
         }
@@ -214,6 +278,7 @@ impl Weights {
     pub(crate) fn from_tensors(tensors: impl IntoIterator<Item = (String, Tensor)>) -> Self {
         Self {
             tensors: tensors.into_iter().collect(),
+            non_finite: HashMap::new(),
         }
     }
 }

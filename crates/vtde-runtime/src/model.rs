@@ -65,9 +65,10 @@ impl Model {
     /// creates one session per graph, checking each graph's inputs and outputs. Checksums
     /// and sessions are done in parallel.
     pub fn open(package_dir: impl AsRef<Path>, options: &RuntimeOptions) -> Result<Self> {
-        let package = Package::open_unverified(package_dir.as_ref(), options.package.precision)?;
+        let package = Package::open_unverified(package_dir.as_ref(), &options.package)?;
         let manifest = package.manifest();
-        let tokenizer = TextTokenizer::from_file(&package.tokenizer_path(), &manifest.text)?;
+        let tokenizer = TextTokenizer::from_file(&package.tokenizer_path(), &manifest.text)
+            .map_err(|e| package.explain_tokenizer_error(e, options.package.verify_checksums))?;
         let image = ImagePreprocessor::new(&manifest.image);
         let runtime = onnxruntime::load(options.onnxruntime_library.as_deref())?;
         let config = options.session_config();
@@ -75,6 +76,7 @@ impl Model {
             let contract = GraphContract {
                 inputs: kind.inputs(manifest),
                 outputs: kind.outputs().iter().map(|&o| o.to_owned()).collect(),
+                specs: kind.tensor_specs(manifest),
             };
             (kind, contract)
         });
@@ -497,8 +499,9 @@ impl Model {
 
     /// Logits both ways, per-image probabilities over the texts, and the contrastive
     /// loss when there are as many texts as images. Takes L2-normalized embeddings, as
-    /// [`Model::embed_images`] and [`Model::embed_texts`] return them. Fails only if the
-    /// two embedding widths differ.
+    /// [`Model::embed_images`] and [`Model::embed_texts`] return them. Fails if the two
+    /// embedding widths differ, and with [`Error::NonFiniteScore`] if a logit or
+    /// probability is not finite (a zero or non-finite embedding): scores are never NaN.
     pub fn score(
         &self,
         image_embeds: ArrayView2<'_, f32>,
