@@ -384,7 +384,10 @@ fn a_logit_scale_the_runtime_would_refuse_is_not_exported() {
             matches!(err, vtde_export::Error::Contract { .. }),
             "{scale}: {msg}"
         );
-        assert!(msg.contains("`logit_scale`"), "{msg}");
+        assert!(
+            msg.contains("model.safetensors") && msg.contains("`logit_scale`"),
+            "{msg}"
+        );
         assert!(!wrote, "refused before anything was written");
     }
 }
@@ -464,7 +467,9 @@ fn a_config_with_fewer_layers_than_the_weights_is_refused() {
             }
             let msg = err.to_string();
             assert!(
-                msg.contains("config.json") && msg.contains("num_hidden_layers"),
+                msg.contains("config.json")
+                    && msg.contains(&format!("`{tower}.num_hidden_layers` is {layers}"))
+                    && msg.contains("hold 2 layers"),
                 "{msg}"
             );
             assert!(!wrote);

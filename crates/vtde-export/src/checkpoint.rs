@@ -182,6 +182,8 @@ pub struct Weights {
     /// The weights holding a NaN or infinity: an error when the export reads them (a
     /// checkpoint may carry unused buffers the export never reads).
     non_finite: HashMap<String, NonFinite>,
+    /// The safetensors file of each weight.
+    files: HashMap<String, PathBuf>,
 }
 
 impl Weights {
@@ -210,6 +212,7 @@ impl Weights {
         };
         let mut tensors = HashMap::new();
         let mut non_finite = HashMap::new();
+        let mut weight_files = HashMap::new();
         for file in files {
             let mut loaded = HashMap::new();
             load_safetensors(&file, &mut loaded)?;
@@ -226,13 +229,20 @@ impl Weights {
                         },
                     );
                 }
+                weight_files.insert(name.clone(), file.clone());
                 tensors.insert(name, tensor);
             }
         }
         Ok(Self {
             tensors,
             non_finite,
+            files: weight_files,
         })
+    }
+
+    /// The safetensors file holding the weight `name`.
+    pub fn file_of(&self, name: &str) -> Option<&Path> {
+        self.files.get(name).map(PathBuf::as_path)
     }
 
     /// The names of the weights, for checks across them.
@@ -279,6 +289,7 @@ impl Weights {
         Self {
             tensors: tensors.into_iter().collect(),
             non_finite: HashMap::new(),
+            files: HashMap::new(),
         }
     }
 }
@@ -351,4 +362,59 @@ fn load_safetensors(path: &Path, into: &mut HashMap<String, Tensor>) -> Result<(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_beyond_f32_and_negative_epsilons_are_refused_naming_the_key() {
+        let json = serde_json::json!({
+            "big": 1e39,
+            "fine": 1e-12,
+            "negative": -1e-5,
+            "zero": 0.0
+        });
+        let path = Path::new("ckpt/config.json");
+        let cfg = ConfigView::new(path, &json);
+        let err = cfg.f32_or("big", 1.0).unwrap_err().to_string();
+        assert!(
+            err.contains("config.json") && err.contains("`big`"),
+            "{err}"
+        );
+        assert_eq!(cfg.eps_or("fine", 1.0).unwrap(), 1e-12);
+        assert_eq!(cfg.eps_or("zero", 1.0).unwrap(), 0.0);
+        assert_eq!(cfg.eps_or("missing", 1e-5).unwrap(), 1e-5);
+        let err = cfg.eps_or("negative", 1.0).unwrap_err().to_string();
+        assert!(
+            err.contains("`negative`") && err.contains("negative"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn reading_a_non_finite_weight_is_an_error_naming_it_and_its_file() {
+        let mut w = Weights::from_tensors([(
+            "w".to_owned(),
+            Tensor {
+                shape: vec![2],
+                data: vec![1.0, f32::NAN],
+            },
+        )]);
+        w.non_finite.insert(
+            "w".to_owned(),
+            NonFinite {
+                file: PathBuf::from("ckpt/model.safetensors"),
+                value: f32::NAN,
+                index: 1,
+            },
+        );
+        let err = w.get("alias", &["w".to_owned()]).unwrap_err();
+        assert!(
+            matches!(&err, Error::NonFiniteWeight { name, index: 1, .. } if name == "w"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("model.safetensors"), "{err}");
+    }
 }

@@ -115,8 +115,8 @@ pub enum Error {
     /// The config says fewer layers than the weights hold: the export would drop layers
     /// silently.
     #[error(
-        "{path}: `{field}` is {configured}, but the weights hold layer {found} (`{example}`); \
-         the config does not match the weights"
+        "{path}: `{field}` is {configured}, but the weights hold {} layers (up to `{example}`); \
+         the config does not match the weights", .found + 1
     )]
     LayerCount {
         /// `config.json`.

@@ -273,6 +273,8 @@ fn layer_index(name: &str) -> Option<usize> {
 /// the checkpoint's file and field rather than the manifest's.
 struct ContractSources<'a> {
     checkpoint_dir: &'a Path,
+    /// The safetensors file holding `logit_scale`.
+    logit_scale: &'a Path,
     config: &'a Path,
     processor: &'a Path,
     vision_prefix: &'a str,
@@ -286,7 +288,7 @@ impl ContractSources<'_> {
         let processor = |key: &str| (self.processor.to_owned(), format!("`{key}`"));
         match field {
             "logit_scale" => (
-                self.checkpoint_dir.to_owned(),
+                self.logit_scale.to_owned(),
                 "the weight `logit_scale`".to_owned(),
             ),
             "image.height" | "image.width" => config(format!("{}image_size", self.vision_prefix)),
@@ -468,6 +470,7 @@ pub fn export_with(
     };
     let sources = ContractSources {
         checkpoint_dir,
+        logit_scale: weights.file_of("logit_scale").unwrap_or(checkpoint_dir),
         config: &config_path,
         processor: &processor_path,
         vision_prefix: &vision_prefix,
@@ -561,4 +564,50 @@ pub fn export_with(
         dir: out_dir.to_owned(),
         manifest,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checkpoint::Tensor;
+
+    #[test]
+    fn layer_indices_are_read_from_every_naming() {
+        assert_eq!(layer_index("encoder.layer.3.output.dense.weight"), Some(3));
+        assert_eq!(layer_index("encoder.layers.11.mlp.fc1.weight"), Some(11));
+        assert_eq!(layer_index("layers.0.attention.q_proj.weight"), Some(0));
+        assert_eq!(layer_index("vision_model.encoder.layers.7.x"), Some(7));
+        // `layernorm`, `pre_layrnorm` and a `layer` segment without a number are no
+        // layer index.
+        assert_eq!(layer_index("layernorm.weight"), None);
+        assert_eq!(layer_index("embeddings.layer.weight"), None);
+        assert_eq!(layer_index("pooler.dense.weight"), None);
+    }
+
+    #[test]
+    fn a_config_with_fewer_layers_than_the_weights_is_an_error() {
+        let t = || Tensor {
+            shape: vec![1],
+            data: vec![0.0],
+        };
+        let weights = Weights::from_tensors([
+            ("vision_model.encoder.layer.0.w".to_owned(), t()),
+            ("vision_model.encoder.layer.2.w".to_owned(), t()),
+            ("text_model.encoder.layer.5.w".to_owned(), t()),
+        ]);
+        let config = Path::new("ckpt/config.json");
+        let field = || "vision_config.num_hidden_layers".to_owned();
+        check_layer_count(&weights, "vision_model.", 3, config, field()).unwrap();
+        match check_layer_count(&weights, "vision_model.", 2, config, field()) {
+            Err(Error::LayerCount {
+                configured: 2,
+                found: 2,
+                example,
+                ..
+            }) => assert_eq!(example, "vision_model.encoder.layer.2.w"),
+            other => panic!("unexpected {other:?}"),
+        }
+        // Each tower counts its own layers only.
+        assert!(check_layer_count(&weights, "text_model.", 0, config, field()).is_err());
+    }
 }
