@@ -2,29 +2,12 @@
 //! the file and what is wrong, and none panics.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use vtde_tests::fixtures_dir;
-
-/// A writable copy of a fixture checkpoint.
-fn checkpoint_copy(config: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let dst = tmp.path().join("checkpoint");
-    fs::create_dir(&dst).expect("mkdir");
-    let src = fixtures_dir().join(config).join("checkpoint");
-    for entry in fs::read_dir(src).expect("fixture readable") {
-        let entry = entry.expect("entry");
-        fs::copy(entry.path(), dst.join(entry.file_name())).expect("copy");
-    }
-    (tmp, dst)
-}
+use vtde_tests::{checkpoint_copy, package_copy};
 
 fn edit_config(checkpoint: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
-    let path = checkpoint.join("config.json");
-    let mut json: serde_json::Value =
-        serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
-    edit(&mut json);
-    fs::write(&path, serde_json::to_vec(&json).expect("encode")).expect("write");
+    vtde_tests::edit_json(&checkpoint.join("config.json"), edit);
 }
 
 fn export_error(checkpoint: &Path) -> String {
@@ -131,18 +114,6 @@ fn not_a_checkpoint_directory() {
         msg.contains("config.json") && msg.contains("missing"),
         "{msg}"
     );
-}
-
-/// A writable copy of an exported fixture package.
-fn package_copy(config: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let dst = tmp.path().join("package");
-    fs::create_dir(&dst).expect("mkdir");
-    for entry in fs::read_dir(vtde_tests::exported_package(config)).expect("package") {
-        let entry = entry.expect("entry");
-        fs::copy(entry.path(), dst.join(entry.file_name())).expect("copy");
-    }
-    (tmp, dst)
 }
 
 fn open_error(package: &Path) -> String {

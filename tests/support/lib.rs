@@ -223,3 +223,66 @@ pub fn min_row_cosine(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f32 {
         })
         .fold(1.0, f32::min)
 }
+
+/// A writable copy of a fixture checkpoint (`tests/fixtures/<config>/checkpoint`), at
+/// `<temp>/checkpoint`.
+pub fn checkpoint_copy(config: &str) -> (tempfile::TempDir, PathBuf) {
+    copy_dir(
+        &fixtures_dir().join(config).join("checkpoint"),
+        "checkpoint",
+    )
+}
+
+/// A writable copy of an exported fixture package, at `<temp>/package`.
+pub fn package_copy(config: &str) -> (tempfile::TempDir, PathBuf) {
+    copy_dir(&exported_package(config), "package")
+}
+
+/// Copies the files of `src` into `<new temp dir>/<name>`.
+pub fn copy_dir(src: &Path, name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dst = tmp.path().join(name);
+    std::fs::create_dir(&dst).expect("mkdir");
+    for entry in std::fs::read_dir(src).expect("source readable") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dst.join(entry.file_name())).expect("copy");
+    }
+    (tmp, dst)
+}
+
+/// Edits a JSON file in place.
+pub fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json");
+    edit(&mut json);
+    std::fs::write(path, serde_json::to_vec_pretty(&json).expect("encode")).expect("write");
+}
+
+/// Edits the f32 values of the tensors of a safetensors file in place: `edit` gets each
+/// tensor's name and values.
+pub fn edit_f32_weights(path: &Path, mut edit: impl FnMut(&str, &mut Vec<f32>)) {
+    let bytes = std::fs::read(path).expect("read weights");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in st.tensors() {
+        assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
+        let mut values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        edit(&name, &mut values);
+        let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.push((name, view.shape().to_vec(), data));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, shape, data)| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                    .expect("view");
+            (name.clone(), view)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).expect("write weights");
+}

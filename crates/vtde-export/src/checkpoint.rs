@@ -113,14 +113,32 @@ impl<'a> ConfigView<'a> {
         }
     }
 
+    /// A number, which must be finite as an f32 (1e39 is not).
     pub fn f32_or(&self, key: &str, default: f32) -> Result<f32> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .map(|x| x as f32)
-                .ok_or_else(|| self.problem(key, "should be a number")),
+            Some(v) => {
+                let x = v
+                    .as_f64()
+                    .map(|x| x as f32)
+                    .ok_or_else(|| self.problem(key, "should be a number"))?;
+                if x.is_finite() {
+                    Ok(x)
+                } else {
+                    Err(self.problem(key, &format!("is {v}, beyond the range of f32")))
+                }
+            }
         }
+    }
+
+    /// A layer norm's epsilon: a finite number, not negative (a negative one can make
+    /// the variance plus epsilon negative, and its square root NaN).
+    pub fn eps_or(&self, key: &str, default: f32) -> Result<f32> {
+        let eps = self.f32_or(key, default)?;
+        if eps < 0.0 {
+            return Err(self.problem(key, &format!("is {eps}; it must not be negative")));
+        }
+        Ok(eps)
     }
 
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
@@ -147,10 +165,25 @@ impl<'a> ConfigView<'a> {
     }
 }
 
+/// A weight holding a NaN or infinite value.
+#[derive(Debug, Clone)]
+struct NonFinite {
+    /// The safetensors file.
+    file: PathBuf,
+    /// The first such value and its index in the flattened tensor.
+    value: f32,
+    index: usize,
+}
+
 /// All weights of a checkpoint, by their names in the safetensors files.
 #[derive(Debug)]
 pub struct Weights {
     tensors: HashMap<String, Tensor>,
+    /// The weights holding a NaN or infinity: an error when the export reads them (a
+    /// checkpoint may carry unused buffers the export never reads).
+    non_finite: HashMap<String, NonFinite>,
+    /// The safetensors file of each weight.
+    files: HashMap<String, PathBuf>,
 }
 
 impl Weights {
@@ -178,20 +211,61 @@ impl Weights {
             });
         };
         let mut tensors = HashMap::new();
+        let mut non_finite = HashMap::new();
+        let mut weight_files = HashMap::new();
         for file in files {
-            load_safetensors(&file, &mut tensors)?;
+            let mut loaded = HashMap::new();
+            load_safetensors(&file, &mut loaded)?;
+            for (name, tensor) in loaded {
+                if let Some((index, &value)) =
+                    tensor.data.iter().enumerate().find(|(_, v)| !v.is_finite())
+                {
+                    non_finite.insert(
+                        name.clone(),
+                        NonFinite {
+                            file: file.clone(),
+                            value,
+                            index,
+                        },
+                    );
+                }
+                weight_files.insert(name.clone(), file.clone());
+                tensors.insert(name, tensor);
+            }
         }
-        Ok(Self { tensors })
+        Ok(Self {
+            tensors,
+            non_finite,
+            files: weight_files,
+        })
+    }
+
+    /// The safetensors file holding the weight `name`.
+    pub fn file_of(&self, name: &str) -> Option<&Path> {
+        self.files.get(name).map(PathBuf::as_path)
+    }
+
+    /// The names of the weights, for checks across them.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
     }
 
     /// The weight called `name`, or under the first of `aliases` that exists (older
     /// and newer transformers versions name some modules differently).
+    ///
+    /// A weight holding a NaN or infinity is an error naming it and its file: the graphs
+    /// would compute NaN scores from it.
     pub fn get(&self, name: &str, aliases: &[String]) -> Result<&Tensor> {
-        if let Some(t) = self.tensors.get(name) {
-            return Ok(t);
-        }
-        for alias in aliases {
-            if let Some(t) = self.tensors.get(alias) {
+        for key in std::iter::once(name).chain(aliases.iter().map(String::as_str)) {
+            if let Some(t) = self.tensors.get(key) {
+                if let Some(bad) = self.non_finite.get(key) {
+                    return Err(Error::NonFiniteWeight {
+                        path: bad.file.clone(),
+                        name: key.to_owned(),
+                        value: bad.value,
+                        index: bad.index,
+                    });
+                }
                 return Ok(t);
             }
         }
@@ -214,6 +288,8 @@ impl Weights {
     pub(crate) fn from_tensors(tensors: impl IntoIterator<Item = (String, Tensor)>) -> Self {
         Self {
             tensors: tensors.into_iter().collect(),
+            non_finite: HashMap::new(),
+            files: HashMap::new(),
         }
     }
 }
@@ -286,4 +362,59 @@ fn load_safetensors(path: &Path, into: &mut HashMap<String, Tensor>) -> Result<(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_beyond_f32_and_negative_epsilons_are_refused_naming_the_key() {
+        let json = serde_json::json!({
+            "big": 1e39,
+            "fine": 1e-12,
+            "negative": -1e-5,
+            "zero": 0.0
+        });
+        let path = Path::new("ckpt/config.json");
+        let cfg = ConfigView::new(path, &json);
+        let err = cfg.f32_or("big", 1.0).unwrap_err().to_string();
+        assert!(
+            err.contains("config.json") && err.contains("`big`"),
+            "{err}"
+        );
+        assert_eq!(cfg.eps_or("fine", 1.0).unwrap(), 1e-12);
+        assert_eq!(cfg.eps_or("zero", 1.0).unwrap(), 0.0);
+        assert_eq!(cfg.eps_or("missing", 1e-5).unwrap(), 1e-5);
+        let err = cfg.eps_or("negative", 1.0).unwrap_err().to_string();
+        assert!(
+            err.contains("`negative`") && err.contains("negative"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn reading_a_non_finite_weight_is_an_error_naming_it_and_its_file() {
+        let mut w = Weights::from_tensors([(
+            "w".to_owned(),
+            Tensor {
+                shape: vec![2],
+                data: vec![1.0, f32::NAN],
+            },
+        )]);
+        w.non_finite.insert(
+            "w".to_owned(),
+            NonFinite {
+                file: PathBuf::from("ckpt/model.safetensors"),
+                value: f32::NAN,
+                index: 1,
+            },
+        );
+        let err = w.get("alias", &["w".to_owned()]).unwrap_err();
+        assert!(
+            matches!(&err, Error::NonFiniteWeight { name, index: 1, .. } if name == "w"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("model.safetensors"), "{err}");
+    }
 }

@@ -96,6 +96,53 @@ pub enum Error {
         found: Vec<usize>,
     },
 
+    /// A weight the export reads holds a NaN or an infinity.
+    #[error(
+        "weight `{name}` in {path} holds {value} (at flat index {index}); a package made from \
+         it would score NaN"
+    )]
+    NonFiniteWeight {
+        /// The safetensors file.
+        path: PathBuf,
+        /// The tensor's name in the checkpoint.
+        name: String,
+        /// The first non-finite value.
+        value: f32,
+        /// Its index in the flattened tensor.
+        index: usize,
+    },
+
+    /// The config says fewer layers than the weights hold: the export would drop layers
+    /// silently.
+    #[error(
+        "{path}: `{field}` is {configured}, but the weights hold {} layers (up to `{example}`); \
+         the config does not match the weights", .found + 1
+    )]
+    LayerCount {
+        /// `config.json`.
+        path: PathBuf,
+        /// The config field, e.g. `vision_config.num_hidden_layers`.
+        field: String,
+        /// Its value.
+        configured: usize,
+        /// The highest layer index found in the weights.
+        found: usize,
+        /// A weight of that layer.
+        example: String,
+    },
+
+    /// The package would break the package contract, so the runtime would refuse it; it
+    /// is not written. `source` names the checkpoint file and field it came from.
+    #[error("{source_file}: {source_field} gives a package the runtime would refuse: {problem}")]
+    Contract {
+        /// The checkpoint file the value came from.
+        source_file: PathBuf,
+        /// The field or weight in it.
+        source_field: String,
+        /// The contract's message, naming the manifest field.
+        problem: String,
+    },
+
     /// A weight is stored in a type vtde does not read.
     #[error("weight `{name}` is stored as {dtype}; vtde reads F32, F16 and BF16 weights")]
     WeightDtype {

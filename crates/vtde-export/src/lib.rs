@@ -23,7 +23,8 @@ mod towers;
 use std::path::{Path, PathBuf};
 
 use vtde_package::manifest::{
-    GraphFile, GraphVariant, Graphs, Manifest, Producer, Source, FORMAT_VERSION, MANIFEST_FILE,
+    GraphFile, GraphVariant, Graphs, Manifest, Producer, Source, WeightsFile, FORMAT_VERSION,
+    MANIFEST_FILE,
 };
 
 pub use error::{Error, Result};
@@ -75,17 +76,22 @@ enum VisionTower {
 
 impl VisionTower {
     /// Reads `vision_config`; `default_type` applies when it names no `model_type`.
-    fn from_config(cfg: &ConfigView, default_type: &str) -> Result<(String, Self)> {
+    /// Also returns where the tower's own fields are in `config.json` (e.g.
+    /// `vision_config.`), for messages.
+    fn from_config(cfg: &ConfigView, default_type: &str) -> Result<(String, Self, String)> {
         let model_type = cfg.str_or("model_type", default_type)?;
+        let mut prefix = cfg.prefix.clone();
         let tower = match model_type.as_str() {
             "vit" => Self::Vit(vit::VitConfig::from_config(cfg, vit::Variant::Vit)?),
             "deit" => Self::Vit(vit::VitConfig::from_config(cfg, vit::Variant::Deit)?),
             "beit" => Self::Vit(vit::VitConfig::from_config(cfg, vit::Variant::Beit)?),
             "clip_vision_model" => Self::Clip(clip::ClipVisionConfig::from_config(cfg)?),
             // Older dual encoders carry a whole CLIPConfig here; its vision half is used.
-            "clip" => Self::Clip(clip::ClipVisionConfig::from_config(
-                &cfg.child("vision_config")?,
-            )?),
+            "clip" => {
+                let inner = cfg.child("vision_config")?;
+                prefix = inner.prefix.clone();
+                Self::Clip(clip::ClipVisionConfig::from_config(&inner)?)
+            }
             _ => {
                 return Err(Error::Unsupported {
                     path: cfg.path.to_owned(),
@@ -95,7 +101,14 @@ impl VisionTower {
                 })
             }
         };
-        Ok((model_type, tower))
+        Ok((model_type, tower, prefix))
+    }
+
+    fn num_layers(&self) -> usize {
+        match self {
+            Self::Vit(c) => c.num_layers,
+            Self::Clip(c) => c.encoder.num_layers,
+        }
     }
 
     fn image_size(&self) -> usize {
@@ -132,17 +145,21 @@ const TEXT_WITHOUT_POOLER: &[&str] = &["distilbert", "electra", "deberta", "debe
 
 impl TextTower {
     /// Reads `text_config`; `default_type` applies when it names no `model_type`.
-    fn from_config(cfg: &ConfigView, default_type: &str) -> Result<(String, Self)> {
+    /// Also returns where the tower's own fields are in `config.json`.
+    fn from_config(cfg: &ConfigView, default_type: &str) -> Result<(String, Self, String)> {
         let model_type = cfg.str_or("model_type", default_type)?;
+        let mut prefix = cfg.prefix.clone();
         let tower = match model_type.as_str() {
             "bert" => Self::Bert(bert::BertConfig::from_config(cfg, bert::Variant::Bert)?),
             "roberta" | "xlm-roberta" => {
                 Self::Bert(bert::BertConfig::from_config(cfg, bert::Variant::Roberta)?)
             }
             "clip_text_model" => Self::Clip(clip::ClipTextConfig::from_config(cfg)?),
-            "clip" => Self::Clip(clip::ClipTextConfig::from_config(
-                &cfg.child("text_config")?,
-            )?),
+            "clip" => {
+                let inner = cfg.child("text_config")?;
+                prefix = inner.prefix.clone();
+                Self::Clip(clip::ClipTextConfig::from_config(&inner)?)
+            }
             _ => {
                 let why = if TEXT_WITHOUT_POOLER.contains(&model_type.as_str()) {
                     " (it has no pooled output, so transformers' VisionTextDualEncoderModel \
@@ -158,7 +175,14 @@ impl TextTower {
                 });
             }
         };
-        Ok((model_type, tower))
+        Ok((model_type, tower, prefix))
+    }
+
+    fn num_layers(&self) -> usize {
+        match self {
+            Self::Bert(c) => c.num_layers,
+            Self::Clip(c) => c.encoder.num_layers,
+        }
     }
 
     fn output_dim(&self) -> usize {
@@ -204,6 +228,95 @@ impl TextTower {
         match self {
             Self::Bert(c) => bert::build(c, weights, prefix, precision),
             Self::Clip(c) => clip::build_text(c, weights, prefix, precision),
+        }
+    }
+}
+
+/// Checks that the weights under `prefix` hold no layer beyond the `num_layers` the
+/// config says (`field` in `config`): a config that says fewer layers than the weights
+/// hold would export a shallower tower silently. (Fewer layers in the weights than the
+/// config says is caught when the missing weights are read.)
+fn check_layer_count(
+    weights: &Weights,
+    prefix: &str,
+    num_layers: usize,
+    config: &Path,
+    field: String,
+) -> Result<()> {
+    let highest = weights
+        .names()
+        .filter_map(|name| Some((layer_index(name.strip_prefix(prefix)?)?, name)))
+        .max();
+    match highest {
+        Some((index, name)) if index >= num_layers => Err(Error::LayerCount {
+            path: config.to_owned(),
+            field,
+            configured: num_layers,
+            found: index,
+            example: name.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The layer index in a weight name: the number after a `layer` or `layers` segment
+/// (`encoder.layer.3.…`, `encoder.layers.3.…`, `layers.3.…`).
+fn layer_index(name: &str) -> Option<usize> {
+    let parts: Vec<&str> = name.split('.').collect();
+    parts
+        .windows(2)
+        .filter(|w| w[0] == "layer" || w[0] == "layers")
+        .find_map(|w| w[1].parse().ok())
+}
+
+/// Where the values of the manifest come from in the checkpoint, for errors that name
+/// the checkpoint's file and field rather than the manifest's.
+struct ContractSources<'a> {
+    checkpoint_dir: &'a Path,
+    /// The safetensors file holding `logit_scale`.
+    logit_scale: &'a Path,
+    config: &'a Path,
+    processor: &'a Path,
+    vision_prefix: &'a str,
+    text_prefix: &'a str,
+}
+
+impl ContractSources<'_> {
+    /// The checkpoint file and field a manifest field is made from.
+    fn source(&self, field: &str) -> (PathBuf, String) {
+        let config = |key: String| (self.config.to_owned(), format!("`{key}`"));
+        let processor = |key: &str| (self.processor.to_owned(), format!("`{key}`"));
+        match field {
+            "logit_scale" => (
+                self.logit_scale.to_owned(),
+                "the weight `logit_scale`".to_owned(),
+            ),
+            "image.height" | "image.width" => config(format!("{}image_size", self.vision_prefix)),
+            "image.resize" => processor("size"),
+            "image.center_crop" => processor("crop_size"),
+            "image.rescale_factor" => processor("rescale_factor"),
+            "image.normalize.mean" => processor("image_mean"),
+            "image.normalize.std" => processor("image_std"),
+            "projection_dim" | "graphs.projection.output_dim" => {
+                config("projection_dim".to_owned())
+            }
+            "graphs.vision.output_dim" => config(format!("{}hidden_size", self.vision_prefix)),
+            "graphs.text.output_dim" => config(format!("{}hidden_size", self.text_prefix)),
+            "text.max_length" => config(format!("{}max_position_embeddings", self.text_prefix)),
+            "text.pad_token_id" => config(format!("{}pad_token_id", self.text_prefix)),
+            _ => (
+                self.checkpoint_dir.to_owned(),
+                format!("the package's `{field}`"),
+            ),
+        }
+    }
+
+    fn error(&self, problem: vtde_package::ManifestProblem) -> Error {
+        let (source_file, source_field) = self.source(&problem.field);
+        Error::Contract {
+            source_file,
+            source_field,
+            problem: problem.message,
         }
     }
 }
@@ -272,9 +385,10 @@ pub fn export_with(
         Architecture::Clip => ("clip_vision_model", "clip_text_model"),
         Architecture::VisionTextDualEncoder => ("", ""),
     };
-    let (vision_type, vision) =
+    let (vision_type, vision, vision_prefix) =
         VisionTower::from_config(&config.child("vision_config")?, default_vision)?;
-    let (text_type, text) = TextTower::from_config(&config.child("text_config")?, default_text)?;
+    let (text_type, text, text_prefix) =
+        TextTower::from_config(&config.child("text_config")?, default_text)?;
     let projection_dim = config.usize_or("projection_dim", 512)?;
 
     // Read everything that can fail cheaply before the weights.
@@ -291,6 +405,20 @@ pub fn export_with(
 
     progress("reading weights");
     let weights = Weights::load(checkpoint_dir)?;
+    check_layer_count(
+        &weights,
+        "vision_model.",
+        vision.num_layers(),
+        &config_path,
+        format!("{vision_prefix}num_hidden_layers"),
+    )?;
+    check_layer_count(
+        &weights,
+        "text_model.",
+        text.num_layers(),
+        &config_path,
+        format!("{text_prefix}num_hidden_layers"),
+    )?;
     let logit_scale = weights.get("logit_scale", &[])?;
     let logit_scale = match logit_scale.data.as_slice() {
         [x] => *x,
@@ -302,6 +430,53 @@ pub fn export_with(
             })
         }
     };
+
+    // The manifest, with placeholders for the hashes of the files not written yet: the
+    // package is checked against the contract before anything is written, so that the
+    // exporter never writes a package the runtime would refuse.
+    let pending = |file: &str, output_dim: usize| GraphFile {
+        file: file.to_owned(),
+        opset: onnx::OPSET,
+        precision: Precision::Fp32,
+        sha256: "0".repeat(64),
+        weights: Some(WeightsFile {
+            file: format!("{file}.data"),
+            sha256: "0".repeat(64),
+        }),
+        output_dim,
+        variants: Vec::new(),
+    };
+    let mut manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        source: Source {
+            architecture: architecture.name().to_owned(),
+            vision_model_type: vision_type,
+            text_model_type: text_type,
+        },
+        projection_dim,
+        logit_scale,
+        image,
+        text: text_preprocess,
+        tokenizer_sha256: Some(vtde_package::sha256_bytes(&tokenizer_bytes)),
+        graphs: Graphs {
+            vision: pending("vision.onnx", vision.output_dim()),
+            text: pending("text.onnx", text.output_dim()),
+            projection: pending("projection.onnx", projection_dim),
+        },
+        producer: Producer {
+            name: "vtde-export".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
+    };
+    let sources = ContractSources {
+        checkpoint_dir,
+        logit_scale: weights.file_of("logit_scale").unwrap_or(checkpoint_dir),
+        config: &config_path,
+        processor: &processor_path,
+        vision_prefix: &vision_prefix,
+        text_prefix: &text_prefix,
+    };
+    vtde_package::check_manifest(&manifest).map_err(|p| sources.error(p))?;
 
     let writer = PackageWriter::create(out_dir)?;
     let graph = |file: &str, model: ModelProto, output_dim: usize| -> Result<GraphFile> {
@@ -317,19 +492,19 @@ pub fn export_with(
         })
     };
     progress("building vision.onnx");
-    let mut vision_graph = graph(
+    manifest.graphs.vision = graph(
         "vision.onnx",
         vision.build(&weights, "vision_model.", Precision::Fp32)?,
         vision.output_dim(),
     )?;
     progress("building text.onnx");
-    let mut text_graph = graph(
+    manifest.graphs.text = graph(
         "text.onnx",
         text.build(&weights, "text_model.", Precision::Fp32)?,
         text.output_dim(),
     )?;
     progress("building projection.onnx");
-    let projection_graph = graph(
+    manifest.graphs.projection = graph(
         "projection.onnx",
         projection::build(
             &projection::ProjectionConfig {
@@ -353,11 +528,11 @@ pub fn export_with(
             progress(&format!("building {file}"));
             let (model, entry) = if name == "vision" {
                 let model = vision.build(&weights, "vision_model.", precision)?;
-                (model, &mut vision_graph)
+                (model, &mut manifest.graphs.vision)
             } else {
                 (
                     text.build(&weights, "text_model.", precision)?,
-                    &mut text_graph,
+                    &mut manifest.graphs.text,
                 )
             };
             let written = writer.write_model(&file, model)?;
@@ -369,31 +544,18 @@ pub fn export_with(
             });
         }
     }
-    writer.write_bytes(tokenizer::TOKENIZER_FILE, &tokenizer_bytes)?;
+    let tokenizer_sha256 = writer.write_bytes(tokenizer::TOKENIZER_FILE, &tokenizer_bytes)?;
+    manifest.tokenizer_sha256 = Some(tokenizer_sha256);
 
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        source: Source {
-            architecture: architecture.name().to_owned(),
-            vision_model_type: vision_type,
-            text_model_type: text_type,
-        },
-        projection_dim,
-        logit_scale,
-        image,
-        text: text_preprocess,
-        graphs: Graphs {
-            vision: vision_graph,
-            text: text_graph,
-            projection: projection_graph,
-        },
-        producer: Producer {
-            name: "vtde-export".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-        },
-    };
+    // The complete manifest once more, as the runtime will read it.
+    let manifest_path = out_dir.join(MANIFEST_FILE);
+    vtde_package::validate_manifest(&manifest_path, &manifest).map_err(|e| Error::Contract {
+        source_file: checkpoint_dir.to_owned(),
+        source_field: "the checkpoint".to_owned(),
+        problem: e.to_string(),
+    })?;
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Write {
-        path: out_dir.join(MANIFEST_FILE),
+        path: manifest_path.clone(),
         source: std::io::Error::other(e),
     })?;
     writer.write_bytes(MANIFEST_FILE, &json)?;
@@ -402,4 +564,50 @@ pub fn export_with(
         dir: out_dir.to_owned(),
         manifest,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use checkpoint::Tensor;
+
+    #[test]
+    fn layer_indices_are_read_from_every_naming() {
+        assert_eq!(layer_index("encoder.layer.3.output.dense.weight"), Some(3));
+        assert_eq!(layer_index("encoder.layers.11.mlp.fc1.weight"), Some(11));
+        assert_eq!(layer_index("layers.0.attention.q_proj.weight"), Some(0));
+        assert_eq!(layer_index("vision_model.encoder.layers.7.x"), Some(7));
+        // `layernorm`, `pre_layrnorm` and a `layer` segment without a number are no
+        // layer index.
+        assert_eq!(layer_index("layernorm.weight"), None);
+        assert_eq!(layer_index("embeddings.layer.weight"), None);
+        assert_eq!(layer_index("pooler.dense.weight"), None);
+    }
+
+    #[test]
+    fn a_config_with_fewer_layers_than_the_weights_is_an_error() {
+        let t = || Tensor {
+            shape: vec![1],
+            data: vec![0.0],
+        };
+        let weights = Weights::from_tensors([
+            ("vision_model.encoder.layer.0.w".to_owned(), t()),
+            ("vision_model.encoder.layer.2.w".to_owned(), t()),
+            ("text_model.encoder.layer.5.w".to_owned(), t()),
+        ]);
+        let config = Path::new("ckpt/config.json");
+        let field = || "vision_config.num_hidden_layers".to_owned();
+        check_layer_count(&weights, "vision_model.", 3, config, field()).unwrap();
+        match check_layer_count(&weights, "vision_model.", 2, config, field()) {
+            Err(Error::LayerCount {
+                configured: 2,
+                found: 2,
+                example,
+                ..
+            }) => assert_eq!(example, "vision_model.encoder.layer.2.w"),
+            other => panic!("unexpected {other:?}"),
+        }
+        // Each tower counts its own layers only.
+        assert!(check_layer_count(&weights, "text_model.", 0, config, field()).is_err());
+    }
 }

@@ -43,6 +43,36 @@ pub enum Error {
         /// The newest version this build reads.
         supported: u32,
     },
+
+    /// A graph file is not a protobuf that can be read for its external-data references
+    /// (damaged or not an ONNX graph).
+    #[error(
+        "{path} is not a valid ONNX graph (read for the external-data files it references): \
+         {message}"
+    )]
+    InvalidGraph {
+        /// The graph file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A graph reads external data from a file that the manifest does not declare as its
+    /// weights file, so that the file's sha256 would never be checked.
+    #[error(
+        "the graph {graph} reads external data from `{location}`, which the manifest does \
+         not declare{}; the file's sha256 would not be checked, so the package is refused \
+         (re-export it, or declare the file with its sha256 as the graph's `weights`)",
+        match .declared { Some(d) => format!(" (the graph's `weights` is `{d}`)"), None => " (the graph's `weights` is null)".to_owned() }
+    )]
+    UndeclaredExternalData {
+        /// The graph file.
+        graph: PathBuf,
+        /// The external-data `location` the graph names (relative to its directory).
+        location: String,
+        /// The weights file the manifest declares for the graph, if any.
+        declared: Option<String>,
+    },
 }
 
 impl Error {

@@ -11,7 +11,10 @@
 //! - [`GraphKind`]: the three graphs and the inputs and outputs each must have;
 //! - [`Precision`]: fp32, and the fp16 and int8 variants;
 //! - [`read_manifest`], [`parse_manifest`], [`validate_manifest`]: reading a manifest,
-//!   newer format versions refused first, then the schema, then the values;
+//!   newer format versions refused first, then the schema, then the values, within the
+//!   bounds of [`limits`];
+//! - [`check_external_data`]: that a graph reads external data only from its declared,
+//!   hashed weights file;
 //! - [`sha256_file`]: the checksum every file entry records.
 //!
 //! ```
@@ -24,7 +27,9 @@
 
 mod checksum;
 mod error;
+mod external;
 mod graph;
+pub mod limits;
 pub mod manifest;
 pub mod names;
 mod precision;
@@ -32,7 +37,10 @@ mod validate;
 
 pub use checksum::{sha256_bytes, sha256_file};
 pub use error::{Error, Result};
-pub use graph::GraphKind;
+pub use external::{check_external_data, external_data_locations};
+pub use graph::{Dim, ElementType, GraphKind, TensorSpec};
 pub use manifest::{Manifest, FORMAT_VERSION, MANIFEST_FILE};
 pub use precision::Precision;
-pub use validate::{parse_manifest, read_manifest, validate_manifest};
+pub use validate::{
+    check_manifest, parse_manifest, read_manifest, validate_manifest, ManifestProblem,
+};

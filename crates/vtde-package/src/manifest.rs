@@ -8,8 +8,11 @@
 //!
 //! The format is versioned by [`FORMAT_VERSION`]. A reader refuses a manifest from a
 //! newer format rather than misreading it. Version 2 added each graph's weights file
-//! (`weights`: ONNX external data beside the graph); version 1 packages, with the weights
-//! inside the graph files, still open.
+//! (`weights`: ONNX external data beside the graph); version 3 added the tokenizer's
+//! sha256 ([`Manifest::tokenizer_sha256`]), so that every file the runtime reads is
+//! hashed. Older packages still open: version 1 (weights inside the graph files) and
+//! version 2, both with their tokenizer unhashed and everything else checked as in
+//! version 3.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +23,11 @@ use crate::precision::Precision;
 pub const MANIFEST_FILE: &str = "vtde.json";
 
 /// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The first format version whose manifest records the tokenizer's sha256
+/// ([`Manifest::tokenizer_sha256`], required from this version on).
+pub const TOKENIZER_SHA256_SINCE: u32 = 3;
 
 /// `vtde.json`, the package manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +45,11 @@ pub struct Manifest {
     pub image: ImagePreprocess,
     /// How texts become `input_ids`, `attention_mask` (and `token_type_ids`).
     pub text: TextPreprocess,
+    /// Lowercase hex sha256 of the tokenizer file (`text.tokenizer`). Required from
+    /// format version 3 ([`TOKENIZER_SHA256_SINCE`]); older packages have none, and
+    /// their tokenizer is read unhashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer_sha256: Option<String>,
     /// The three graphs of the package.
     pub graphs: Graphs,
     /// The tool that wrote the package.
@@ -213,7 +225,9 @@ pub struct GraphFile {
     /// Lowercase hex sha256 of the file.
     pub sha256: String,
     /// The file holding the graph's weights (ONNX external data), when they are not
-    /// inside `file`.
+    /// inside `file`. Every external-data file the graph references must be this one
+    /// (see [`external_data_locations`](crate::external_data_locations)): a graph that
+    /// references a file the manifest does not declare, and so would not hash, is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<WeightsFile>,
     /// Width of the graph's main output (`Dv`, `Dt` or the projection size).

@@ -294,6 +294,23 @@ pub enum Error {
         /// The provider.
         provider: &'static str,
     },
+
+    /// A score came out NaN or infinite (from an embedding that is zero or not finite,
+    /// or a graph that computed NaN); it is an error rather than a number in an output.
+    #[error(
+        "the {what} of image {image} and text {text} is {value}, not a finite number (an \
+         embedding is zero or not finite?)"
+    )]
+    NonFiniteScore {
+        /// `logit` or `probability`.
+        what: &'static str,
+        /// The image's row in the image embeddings.
+        image: usize,
+        /// The text's row in the text embeddings.
+        text: usize,
+        /// The value.
+        value: f32,
+    },
 }
 
 impl Error {

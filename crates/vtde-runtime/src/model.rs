@@ -80,9 +80,10 @@ impl Model {
                 });
             }
         }
-        let package = Package::open_unverified(package_dir.as_ref(), options.package.precision)?;
+        let package = Package::open_unverified(package_dir.as_ref(), &options.package)?;
         let manifest = package.manifest();
-        let tokenizer = TextTokenizer::from_file(&package.tokenizer_path(), &manifest.text)?;
+        let tokenizer = TextTokenizer::from_file(&package.tokenizer_path(), &manifest.text)
+            .map_err(|e| package.explain_tokenizer_error(e, options.package.verify_checksums))?;
         let image = ImagePreprocessor::new(&manifest.image);
         let wants_gpu = options.execution_providers.iter().any(|ep| {
             matches!(
@@ -102,6 +103,7 @@ impl Model {
                     inputs: kind.inputs(manifest),
                     outputs: kind.outputs().iter().map(|&o| o.to_owned()).collect(),
                     target,
+                    specs: kind.tensor_specs(manifest),
                 };
                 (kind, contract)
             });
@@ -536,8 +538,9 @@ impl Model {
 
     /// Logits both ways, per-image probabilities over the texts, and the contrastive
     /// loss when there are as many texts as images. Takes L2-normalized embeddings, as
-    /// [`Model::embed_images`] and [`Model::embed_texts`] return them. Fails only if the
-    /// two embedding widths differ.
+    /// [`Model::embed_images`] and [`Model::embed_texts`] return them. Fails if the two
+    /// embedding widths differ, and with [`Error::NonFiniteScore`] if a logit or
+    /// probability is not finite (a zero or non-finite embedding): scores are never NaN.
     pub fn score(
         &self,
         image_embeds: ArrayView2<'_, f32>,

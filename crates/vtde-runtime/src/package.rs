@@ -2,10 +2,14 @@
 //!
 //! [`Package::open`] reads `vtde.json` with the contract's own reader
 //! ([`vtde_package::read_manifest`]: a newer format version is refused before the strict
-//! schema, then the values are checked), and checks every file it names: each graph of
-//! the precision in use exists and has the sha256 the manifest records, and the
-//! tokenizer file exists (the manifest has no hash for it yet; it is parsed when the
-//! model opens). Each problem becomes its own [`Error`] variant naming the file.
+//! schema, then the values are checked against the contract's bounds), and checks every
+//! file the runtime will read: each graph of the precision in use, its weights file and
+//! the tokenizer exist and have the sha256 the manifest records, and each graph reads
+//! external data from its declared weights file only
+//! ([`vtde_package::check_external_data`]), so that no file is used unhashed. Packages of
+//! format versions 1 and 2 have no sha256 for the tokenizer: it is read unhashed, and
+//! everything else is checked as for version 3. Each problem becomes its own [`Error`]
+//! variant naming the file.
 
 use std::path::{Path, PathBuf};
 
@@ -83,7 +87,7 @@ impl Package {
     /// `options.precision` (the package must have that variant), checks that every file
     /// in use exists, and verifies their sha256 unless `options.verify_checksums` is off.
     pub fn open(dir: impl AsRef<Path>, options: &PackageOptions) -> Result<Self> {
-        let package = Self::open_unverified(dir.as_ref(), options.precision)?;
+        let package = Self::open_unverified(dir.as_ref(), options)?;
         if options.verify_checksums {
             package.verify_checksums(options.checksum_cache_dir.as_deref())?;
         }
@@ -91,8 +95,10 @@ impl Package {
     }
 
     /// [`Package::open`] without the checksums, which [`crate::Model::open`] verifies
-    /// while it creates the sessions.
-    pub(crate) fn open_unverified(dir: &Path, precision: Precision) -> Result<Self> {
+    /// while it creates the sessions. The graphs' external-data references are checked
+    /// here, before any session reads them.
+    pub(crate) fn open_unverified(dir: &Path, options: &PackageOptions) -> Result<Self> {
+        let precision = options.precision;
         let dir = dir.to_path_buf();
         let manifest = vtde_package::read_manifest(&dir.join(MANIFEST_FILE))?;
         let package = Package {
@@ -125,7 +131,58 @@ impl Package {
                 ));
             }
         }
+        for kind in GraphKind::ALL {
+            let files = package.graph_in_use(kind);
+            if let Err(e) = vtde_package::check_external_data(&package.dir, files) {
+                // A damaged graph may not scan; its checksum is the clearer message.
+                if options.verify_checksums {
+                    package.verify_file(&package.dir.join(files.file), files.sha256, None)?;
+                }
+                return Err(e.into());
+            }
+        }
         Ok(package)
+    }
+
+    /// Hashes `path` and compares with `expected` (recording the result in the checksum
+    /// cache `cache_dir`), unless the cache records it as verified and unchanged.
+    fn verify_file(&self, path: &Path, expected: &str, cache_dir: Option<&Path>) -> Result<()> {
+        let expected = expected.to_ascii_lowercase();
+        if let Some(cache) = cache_dir {
+            if checksum_cache::is_verified(cache, path, &expected) {
+                return Ok(());
+            }
+        }
+        // Read before hashing: a write during hashing then voids the entry.
+        let identity = cache_dir.and_then(|_| checksum_cache::identity(path));
+        let actual = sha256_file(path)?;
+        if actual == expected {
+            if let (Some(cache), Some(identity)) = (cache_dir, identity) {
+                checksum_cache::record_verified(cache, path, &expected, &identity);
+            }
+            Ok(())
+        } else {
+            Err(Error::ChecksumMismatch {
+                path: path.to_path_buf(),
+                expected,
+                actual,
+            })
+        }
+    }
+
+    /// The error to report when the tokenizer failed to load with `err`: a checksum
+    /// mismatch when verification is on and the tokenizer's sha256 differs from the
+    /// manifest (a damaged file is the clearer message), else `err`.
+    pub(crate) fn explain_tokenizer_error(&self, err: Error, verify: bool) -> Error {
+        match (&self.manifest.tokenizer_sha256, verify) {
+            (Some(expected), true) => {
+                match self.verify_file(&self.tokenizer_path(), expected, None) {
+                    Ok(()) => err,
+                    Err(mismatch) => mismatch,
+                }
+            }
+            _ => err,
+        }
     }
 
     /// The package directory.
@@ -177,7 +234,8 @@ impl Package {
             .map(|w| self.dir.join(&w.file))
     }
 
-    /// Every file of the graphs in use with the sha256 the manifest records.
+    /// Every hashed file the runtime reads, with the sha256 the manifest records: the
+    /// graphs in use, their weights files and (from format version 3) the tokenizer.
     fn files_in_use(&self) -> Vec<(PathBuf, String)> {
         let mut files = Vec::new();
         for kind in GraphKind::ALL {
@@ -187,7 +245,16 @@ impl Package {
                 files.push((self.dir.join(&w.file), w.sha256.to_ascii_lowercase()));
             }
         }
+        if let Some(sha256) = &self.manifest.tokenizer_sha256 {
+            files.push((self.tokenizer_path(), sha256.to_ascii_lowercase()));
+        }
         files
+    }
+
+    /// Whether the tokenizer is hashed: from format version 3, whose manifest records its
+    /// sha256. Older packages' tokenizers are read unhashed.
+    pub fn tokenizer_is_hashed(&self) -> bool {
+        self.manifest.tokenizer_sha256.is_some()
     }
 
     /// The path of the tokenizer file.
@@ -195,38 +262,18 @@ impl Package {
         self.dir.join(&self.manifest.text.tokenizer)
     }
 
-    /// Hashes the files of the graphs in use, in parallel (hashing is I/O- and CPU-bound,
-    /// and a large package should still open quickly), and compares with the manifest.
-    /// Files that `cache_dir` records as verified and unchanged since are skipped, and
-    /// the ones hashed are recorded there.
+    /// Hashes the files in use (the graphs in use, their weights files, and the
+    /// tokenizer where the manifest records its sha256), in parallel (hashing is I/O- and
+    /// CPU-bound, and a large package should still open quickly), and compares with the
+    /// manifest. Files that `cache_dir` records as verified and unchanged since are
+    /// skipped, and the ones hashed are recorded there.
     pub fn verify_checksums(&self, cache_dir: Option<&Path>) -> Result<()> {
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
             let handles: Vec<_> = self
                 .files_in_use()
                 .into_iter()
                 .map(|(path, expected)| {
-                    scope.spawn(move || {
-                        if let Some(cache) = cache_dir {
-                            if checksum_cache::is_verified(cache, &path, &expected) {
-                                return Ok(());
-                            }
-                        }
-                        // Read before hashing: a write during hashing then voids the entry.
-                        let identity = cache_dir.and_then(|_| checksum_cache::identity(&path));
-                        let actual = sha256_file(&path)?;
-                        if actual == expected {
-                            if let (Some(cache), Some(identity)) = (cache_dir, identity) {
-                                checksum_cache::record_verified(cache, &path, &expected, &identity);
-                            }
-                            Ok(())
-                        } else {
-                            Err(Error::ChecksumMismatch {
-                                path,
-                                expected,
-                                actual,
-                            })
-                        }
-                    })
+                    scope.spawn(move || self.verify_file(&path, &expected, cache_dir))
                 })
                 .collect();
             handles
@@ -312,6 +359,7 @@ pub(crate) mod tests {
                 pad_token_id: 0,
                 inputs: vec!["input_ids".into(), "attention_mask".into()],
             },
+            tokenizer_sha256: Some("0".repeat(64)),
             graphs: Graphs {
                 vision: graph("vision.onnx", 6),
                 text: graph("text.onnx", 5),
@@ -338,6 +386,11 @@ pub(crate) mod tests {
                 g.sha256 = hex::encode(Sha256::digest(bytes));
             }
         }
+        if m.tokenizer_sha256.is_some() {
+            if let Some((_, bytes)) = files.iter().find(|(n, _)| *n == m.text.tokenizer) {
+                m.tokenizer_sha256 = Some(hex::encode(Sha256::digest(bytes)));
+            }
+        }
         std::fs::write(
             dir.join(MANIFEST_FILE),
             serde_json::to_vec_pretty(&m).unwrap(),
@@ -345,10 +398,12 @@ pub(crate) mod tests {
         .unwrap();
     }
 
+    /// Graph files that are valid (if empty) ONNX protobufs: a model with only its
+    /// `producer_name` (field 2) set, so that each file differs.
     const FILES: &[(&str, &[u8])] = &[
-        ("vision.onnx", b"vision"),
-        ("text.onnx", b"text"),
-        ("projection.onnx", b"projection"),
+        ("vision.onnx", b"\x12\x06vision"),
+        ("text.onnx", b"\x12\x04text"),
+        ("projection.onnx", b"\x12\x0aprojection"),
         ("tokenizer.json", b"{}"),
     ];
 
@@ -436,7 +491,7 @@ pub(crate) mod tests {
     fn checksum_mismatch() {
         let dir = tempfile::tempdir().unwrap();
         write_package(dir.path(), sample_manifest(), FILES);
-        std::fs::write(dir.path().join("vision.onnx"), b"tampered").unwrap();
+        std::fs::write(dir.path().join("vision.onnx"), b"\x12\x08tampered").unwrap();
         let err = open(dir.path()).unwrap_err();
         match &err {
             Error::ChecksumMismatch {
@@ -445,13 +500,27 @@ pub(crate) mod tests {
                 actual,
             } => {
                 assert!(path.ends_with("vision.onnx"));
-                assert_eq!(expected, &hex::encode(Sha256::digest(b"vision")));
-                assert_eq!(actual, &hex::encode(Sha256::digest(b"tampered")));
+                assert_eq!(expected, &hex::encode(Sha256::digest(b"\x12\x06vision")));
+                assert_eq!(actual, &hex::encode(Sha256::digest(b"\x12\x08tampered")));
             }
             other => panic!("unexpected {other}"),
         }
         // Without verification the package opens.
         open_unhashed(dir.path()).unwrap();
+
+        // Bytes that are not a protobuf at all: with verification the checksum is the
+        // message, without it the graph cannot be read for its external data.
+        std::fs::write(dir.path().join("vision.onnx"), b"tampered").unwrap();
+        assert!(matches!(
+            open(dir.path()).unwrap_err(),
+            Error::ChecksumMismatch { .. }
+        ));
+        match open_unhashed(dir.path()).unwrap_err() {
+            Error::Package(vtde_package::Error::InvalidGraph { path, .. }) => {
+                assert!(path.ends_with("vision.onnx"))
+            }
+            other => panic!("unexpected {other}"),
+        }
     }
 
     /// A manifest whose text graph keeps its weights in `text.onnx.data`.
@@ -544,5 +613,122 @@ pub(crate) mod tests {
             ),
             "{err}"
         );
+    }
+
+    /// A protobuf length-delimited field.
+    fn pb_field(field: u8, bytes: &[u8]) -> Vec<u8> {
+        assert!(bytes.len() < 128);
+        [vec![field << 3 | 2, bytes.len() as u8], bytes.to_vec()].concat()
+    }
+
+    /// An ONNX model whose graph has one initializer stored externally at `location`
+    /// (TensorProto: name 8, external_data 13 {key 1, value 2}, data_location 14 = 1).
+    fn graph_reading(location: &str) -> Vec<u8> {
+        let entry = [pb_field(1, b"location"), pb_field(2, location.as_bytes())].concat();
+        let tensor = [pb_field(8, b"w"), pb_field(13, &entry), vec![14 << 3, 1]].concat();
+        let graph = pb_field(5, &tensor);
+        [pb_field(2, b"test"), pb_field(7, &graph)].concat()
+    }
+
+    #[test]
+    fn a_graph_reading_undeclared_external_data_is_refused() {
+        let graph = graph_reading("text.onnx.data");
+        let files: Vec<(&str, &[u8])> = vec![
+            ("vision.onnx", FILES[0].1),
+            ("text.onnx", &graph),
+            ("projection.onnx", FILES[2].1),
+            ("tokenizer.json", b"{}"),
+            ("text.onnx.data", b"scrambled weights"),
+        ];
+        // `"weights": null`: the data file would be used without its sha256.
+        let dir = tempfile::tempdir().unwrap();
+        write_package(dir.path(), sample_manifest(), &files);
+        for err in [
+            open(dir.path()).unwrap_err(),
+            open_unhashed(dir.path()).unwrap_err(),
+        ] {
+            match &err {
+                Error::Package(vtde_package::Error::UndeclaredExternalData {
+                    graph,
+                    location,
+                    declared,
+                }) => {
+                    assert!(graph.ends_with("text.onnx"));
+                    assert_eq!(location, "text.onnx.data");
+                    assert_eq!(declared, &None);
+                }
+                other => panic!("unexpected {other}"),
+            }
+            assert!(err.to_string().contains("text.onnx.data"), "{err}");
+        }
+
+        // Declared with its sha256, the same package opens, and the data is hashed.
+        let dir = tempfile::tempdir().unwrap();
+        write_package(
+            dir.path(),
+            manifest_with_text_weights(b"scrambled weights"),
+            &files,
+        );
+        open(dir.path()).unwrap();
+        std::fs::write(dir.path().join("text.onnx.data"), b"other weights").unwrap();
+        assert!(matches!(
+            open(dir.path()).unwrap_err(),
+            Error::ChecksumMismatch { .. }
+        ));
+
+        // A graph reading another file than its declared weights is refused too.
+        let other = graph_reading("other.bin");
+        let files: Vec<(&str, &[u8])> = vec![
+            ("vision.onnx", FILES[0].1),
+            ("text.onnx", &other),
+            ("projection.onnx", FILES[2].1),
+            ("tokenizer.json", b"{}"),
+            ("text.onnx.data", b"weights"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        write_package(dir.path(), manifest_with_text_weights(b"weights"), &files);
+        match open(dir.path()).unwrap_err() {
+            Error::Package(vtde_package::Error::UndeclaredExternalData {
+                location,
+                declared,
+                ..
+            }) => {
+                assert_eq!(location, "other.bin");
+                assert_eq!(declared.as_deref(), Some("text.onnx.data"));
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn the_tokenizer_is_hashed_from_format_3() {
+        let dir = tempfile::tempdir().unwrap();
+        write_package(dir.path(), sample_manifest(), FILES);
+        let p = open(dir.path()).unwrap();
+        assert!(p.tokenizer_is_hashed());
+        std::fs::write(dir.path().join("tokenizer.json"), b"{ }").unwrap();
+        match open(dir.path()).unwrap_err() {
+            Error::ChecksumMismatch { path, .. } => assert!(path.ends_with("tokenizer.json")),
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn a_format_2_package_opens_with_its_tokenizer_unhashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = sample_manifest();
+        m.format_version = 2;
+        m.tokenizer_sha256 = None;
+        write_package(dir.path(), m, FILES);
+        // A changed tokenizer is not noticed (there is no sha256 to compare with) ...
+        std::fs::write(dir.path().join("tokenizer.json"), b"{ }").unwrap();
+        let p = open(dir.path()).unwrap();
+        assert!(!p.tokenizer_is_hashed());
+        // ... but every graph still is.
+        std::fs::write(dir.path().join("text.onnx"), b"\x12\x04TEXT").unwrap();
+        match open(dir.path()).unwrap_err() {
+            Error::ChecksumMismatch { path, .. } => assert!(path.ends_with("text.onnx")),
+            other => panic!("unexpected {other}"),
+        }
     }
 }

@@ -119,6 +119,11 @@ pub fn contrastive_loss(logits_per_text: ArrayView2<'_, f32>) -> Result<f32> {
 }
 
 /// All scores from L2-normalized embeddings (`[n, P]` images, `[m, P]` texts).
+///
+/// Scores are never NaN or infinite: a logit or probability that is not finite (from a
+/// zero embedding, which normalizes to NaN as in torch, an embedding that is not finite,
+/// or a `logit_scale` whose exponential overflows) is an [`Error::NonFiniteScore`] naming
+/// the image and text, rather than a NaN in the caller's output.
 pub fn scores(
     image_embeds: ArrayView2<'_, f32>,
     text_embeds: ArrayView2<'_, f32>,
@@ -126,7 +131,9 @@ pub fn scores(
 ) -> Result<Scores> {
     let logits_per_text = logits_per_text(image_embeds, text_embeds, logit_scale)?;
     let logits_per_image = logits_per_text.t().to_owned();
+    check_finite("logit", logits_per_image.view())?;
     let probs_per_image = softmax_rows(logits_per_image.view());
+    check_finite("probability", probs_per_image.view())?;
     let loss = if logits_per_text.is_square() && !logits_per_text.is_empty() {
         Some(contrastive_loss(logits_per_text.view())?)
     } else {
@@ -138,6 +145,19 @@ pub fn scores(
         probs_per_image,
         loss,
     })
+}
+
+/// An error for the first value of `x` (`[n_images, n_texts]`) that is not finite.
+fn check_finite(what: &'static str, x: ArrayView2<'_, f32>) -> Result<()> {
+    match x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        Some(((image, text), &value)) => Err(Error::NonFiniteScore {
+            what,
+            image,
+            text,
+            value,
+        }),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -228,5 +248,39 @@ mod tests {
         assert_eq!(s.probs_per_image.shape(), &[2, 0]);
         let bad = Array2::<f32>::ones((2, 3));
         assert!(scores(texts.view(), bad.view(), 1.0).is_err());
+    }
+
+    #[test]
+    fn non_finite_scores_are_errors_not_numbers() {
+        let images = array![[1.0f32, 0.0], [0.0, 1.0]];
+        let texts = array![[1.0f32, 0.0], [0.6, 0.8]];
+        // A zero embedding normalizes to NaN (as in torch): its logits are NaN.
+        let zero = l2_normalize(array![[0.0f32, 0.0]].view());
+        match scores(images.view(), zero.view(), 1.0).unwrap_err() {
+            Error::NonFiniteScore {
+                what: "logit",
+                image: 0,
+                text: 0,
+                value,
+            } => assert!(value.is_nan()),
+            other => panic!("unexpected {other}"),
+        }
+        let bad_image = array![[1.0f32, 0.0], [f32::NAN, 0.0]];
+        match scores(bad_image.view(), texts.view(), 1.0).unwrap_err() {
+            Error::NonFiniteScore { image: 1, .. } => {}
+            other => panic!("unexpected {other}"),
+        }
+        // A logit_scale whose exponential overflows f32 (88.8, 100, 1e30): exp is inf,
+        // and inf * 0 is NaN.
+        for scale in [88.8f32, 100.0, 1e30] {
+            let err = scores(images.view(), texts.view(), scale).unwrap_err();
+            assert!(
+                matches!(err, Error::NonFiniteScore { what: "logit", .. }),
+                "{scale}: {err}"
+            );
+        }
+        // Finite logits give finite probabilities, however large.
+        let s = scores(images.view(), texts.view(), 88.0).unwrap();
+        assert!(s.probs_per_image.iter().all(|p| p.is_finite()));
     }
 }

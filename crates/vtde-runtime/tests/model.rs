@@ -247,11 +247,27 @@ fn tampered_and_corrupt_graphs() {
     assert!(matches!(err, Error::ChecksumMismatch { .. }), "{err}");
     assert!(err.to_string().contains("projection.onnx"));
 
-    // Corrupt but with a matching checksum: ONNX Runtime's error, naming the graph.
+    // Corrupt but with a matching checksum: refused before ONNX Runtime reads it, as
+    // its external-data references cannot be read, naming the graph.
     let mut m = manifest(false);
     m.graphs.projection.sha256 = hex(&bytes);
     std::fs::write(dir.path().join("projection.onnx"), b"not an onnx model").unwrap();
     m.graphs.projection.sha256 = hex(b"not an onnx model");
+    write_manifest(dir.path(), &m);
+    let err = Model::open(dir.path(), &RuntimeOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Package(vtde_package::Error::InvalidGraph { path, .. })
+                if path.ends_with("projection.onnx")
+        ),
+        "{err}"
+    );
+
+    // A valid protobuf that is no ONNX model (no graph): ONNX Runtime's error, naming
+    // the graph.
+    std::fs::write(dir.path().join("projection.onnx"), b"\x12\x04none").unwrap();
+    m.graphs.projection.sha256 = hex(b"\x12\x04none");
     write_manifest(dir.path(), &m);
     let err = Model::open(dir.path(), &RuntimeOptions::default()).unwrap_err();
     assert!(

@@ -85,7 +85,7 @@ impl BertConfig {
             activation: super::activation(cfg, "hidden_act", "gelu")?,
             max_position_embeddings: cfg.usize_or("max_position_embeddings", 512)?,
             type_vocab_size: cfg.usize_or("type_vocab_size", default_types)?,
-            layer_norm_eps: cfg.f32_or("layer_norm_eps", 1e-12)?,
+            layer_norm_eps: cfg.eps_or("layer_norm_eps", 1e-12)?,
             pad_token_id: cfg.usize_or("pad_token_id", default_pad)?,
         };
         if c.max_length() == 0 {

@@ -55,7 +55,7 @@ impl EncoderConfig {
             num_heads: cfg.usize_or("num_attention_heads", heads)?,
             intermediate_size: cfg.usize_or("intermediate_size", intermediate)?,
             activation: super::activation(cfg, "hidden_act", "quick_gelu")?,
-            layer_norm_eps: cfg.f32_or("layer_norm_eps", 1e-5)?,
+            layer_norm_eps: cfg.eps_or("layer_norm_eps", 1e-5)?,
         })
     }
 

@@ -112,7 +112,7 @@ impl VitConfig {
                 &format!("({image_size}) is not a multiple of patch_size ({patch_size})"),
             ));
         }
-        let layer_norm_eps = cfg.f32_or("layer_norm_eps", 1e-12)?;
+        let layer_norm_eps = cfg.eps_or("layer_norm_eps", 1e-12)?;
         let (qkv_bias, absolute_positions, relative_bias, layer_scale, pooling) = match variant {
             Variant::Vit | Variant::Deit => {
                 let bias = cfg.bool_or("qkv_bias", true)?;

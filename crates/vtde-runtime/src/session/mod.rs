@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use ort::session::Session;
-use vtde_package::GraphKind;
+use vtde_package::{Dim, ElementType, GraphKind, TensorSpec};
 
 use crate::error::{Error, Result};
 use crate::onnxruntime::OnnxRuntime;
@@ -95,6 +95,10 @@ pub(crate) struct GraphContract {
     pub outputs: Vec<String>,
     /// Shape profile and engine cache, for the providers that need them.
     pub target: GraphTarget,
+    /// Element types and shapes of these inputs and outputs, as the manifest implies
+    /// them: a fixed size the graph declares otherwise (its static `pixel_values` height
+    /// and width, its output widths) is refused when the session is created.
+    pub specs: Vec<TensorSpec>,
 }
 
 struct PoolState {
@@ -386,6 +390,16 @@ impl SessionPool {
                 )));
             }
         }
+        for spec in &self.contract.specs {
+            let outlet = session
+                .inputs()
+                .iter()
+                .chain(session.outputs())
+                .find(|o| o.name() == spec.name);
+            if let Some(outlet) = outlet {
+                check_spec(spec, outlet.dtype()).map_err(err)?;
+            }
+        }
         Ok(())
     }
 
@@ -428,6 +442,49 @@ impl SessionPool {
             }
             state = self.returned.wait(state).unwrap_or_else(|e| e.into_inner());
         }
+    }
+}
+
+/// Checks a graph input or output (`dtype`, as ONNX Runtime reads the graph) against
+/// the contract's `spec`: a tensor of the element type, of the rank, with each fixed
+/// dimension either that size or dynamic. An unknown shape (no dimensions) is left to
+/// the run.
+fn check_spec(spec: &TensorSpec, dtype: &ort::value::ValueType) -> std::result::Result<(), String> {
+    use ort::value::TensorElementType;
+    let name = &spec.name;
+    let (Some(element), Some(shape)) = (dtype.tensor_type(), dtype.tensor_shape()) else {
+        return Err(format!("`{name}` is not a tensor"));
+    };
+    let want = match spec.element {
+        ElementType::F32 => TensorElementType::Float32,
+        ElementType::I64 => TensorElementType::Int64,
+    };
+    if element != want {
+        return Err(format!(
+            "`{name}` holds {element}, the contract says {want}"
+        ));
+    }
+    let dims: &[i64] = shape;
+    if dims.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = dims
+        .iter()
+        .map(|&d| if d < 0 { "?".to_owned() } else { d.to_string() })
+        .collect();
+    let agrees = dims.len() == spec.dims.len()
+        && dims.iter().zip(&spec.dims).all(|(&have, want)| match want {
+            Dim::Fixed(n) if have >= 0 => usize::try_from(have).is_ok_and(|h| h == *n),
+            _ => true,
+        });
+    if agrees {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` has shape [{}], but the manifest's {} imply {spec}",
+            shown.join(", "),
+            spec.fields
+        ))
     }
 }
 

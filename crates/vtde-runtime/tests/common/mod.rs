@@ -266,6 +266,7 @@ pub fn manifest(with_types: bool) -> Manifest {
             pad_token_id: 0,
             inputs,
         },
+        tokenizer_sha256: Some(hex(TOKENIZER_JSON.as_bytes())),
         graphs: Graphs {
             vision: graph("vision.onnx", &vision_onnx(), DV),
             text: graph("text.onnx", &text_onnx(with_types), DT),
