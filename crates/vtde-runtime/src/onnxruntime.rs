@@ -116,8 +116,10 @@ pub(crate) fn load_preferring_gpu(
         return check_same(rt, explicit);
     }
     let env_var = std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty());
+    let searching = explicit.is_none() && env_var.is_none();
     let mut candidates = candidates(explicit, env_var.as_deref().map(Path::new));
-    if gpu {
+    if gpu && searching {
+        // Only when searching: a library the user named is the only candidate.
         candidates = with_gpu_builds_first(candidates);
     }
     let mut attempts = Vec::new();
@@ -473,6 +475,29 @@ fn expand_folders(candidates: Vec<Candidate>) -> Vec<Candidate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gpu_builds_come_before_each_cache_folder_only() {
+        let c = |path: &str| Candidate {
+            path: PathBuf::from(path),
+            source: "s".into(),
+        };
+        let out = with_gpu_builds_first(vec![
+            c("/opt/app/bin"),
+            c("/cache/onnxruntime/1.31.1"),
+            c("/other/1.31.1"),
+        ]);
+        let paths: Vec<&Path> = out.iter().map(|c| c.path.as_path()).collect();
+        assert_eq!(
+            paths,
+            [
+                Path::new("/opt/app/bin"),
+                Path::new("/cache/onnxruntime/1.31.1-gpu"),
+                Path::new("/cache/onnxruntime/1.31.1"),
+                Path::new("/other/1.31.1"),
+            ]
+        );
+    }
 
     #[test]
     fn explicit_path_is_the_only_candidate() {

@@ -130,7 +130,8 @@ pub struct GraphPlacement {
 }
 
 impl GraphPlacement {
-    /// The heavy operators ([`HEAVY_OPERATORS`]) among [`GraphPlacement::cpu_nodes`].
+    /// The heavy operators (MatMul, Gemm, attention, layer norm, Conv and their fused
+    /// forms) among [`GraphPlacement::cpu_nodes`].
     pub fn heavy_cpu_nodes(&self) -> Vec<&str> {
         self.cpu_nodes
             .iter()
