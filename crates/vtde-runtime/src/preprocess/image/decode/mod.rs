@@ -287,6 +287,7 @@ fn catching_panics(
 mod tests {
     use super::*;
     use image::{Rgb, RgbImage};
+    use std::path::PathBuf;
 
     fn load_image(path: &Path) -> Result<DynamicImage> {
         read_image(path, &ImageOptions::default())
@@ -322,6 +323,77 @@ mod tests {
         let empty = dir.path().join("empty.png");
         std::fs::write(&empty, b"").unwrap();
         assert!(load_image(&empty).is_err());
+    }
+
+    /// Runs `f` on a thread; fails (instead of hanging) if it takes over 10 s.
+    #[cfg(unix)]
+    fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading the image blocked for 10 s")
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_are_refused_through_the_path_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.jpg");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for (path, what) in [
+            (PathBuf::from("/dev/zero"), "is a character device"),
+            (fifo, "is a FIFO (named pipe)"),
+            (dir.path().to_path_buf(), "is a directory"),
+        ] {
+            let err = within_10s(move || load_image(&path).unwrap_err());
+            assert!(matches!(err, Error::ImageUnavailable { .. }), "{err}");
+            assert!(
+                err.to_string()
+                    .ends_with(&format!("{what}, not a regular file")),
+                "{err}"
+            );
+        }
+        // A missing file is a read failure too, said once.
+        let err = load_image(&dir.path().join("missing.png")).unwrap_err();
+        assert!(matches!(err, Error::ImageUnavailable { .. }), "{err}");
+    }
+
+    #[test]
+    fn files_longer_than_the_limit_are_refused() {
+        // 1000 pixels allow 8000 bytes plus 64 MiB of metadata: a longer file is not read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.png");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len((64 << 20) + 8000 + 1).unwrap();
+        let options = ImageOptions::default().with_max_pixels(1000);
+        let err = read_image(&path, &options).unwrap_err();
+        assert!(
+            err.to_string().contains("larger than 67116864 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn decode_threads_are_bounded() {
+        let o = ImageOptions::default().with_decode_threads(1_000_000);
+        assert_eq!(o.threads, Some(1024));
+        assert_eq!(
+            ImageOptions::default()
+                .with_decode_threads(0)
+                .thread_count(),
+            1
+        );
+        let direct = ImageOptions {
+            threads: Some(1_000_000),
+            ..ImageOptions::default()
+        };
+        assert_eq!(direct.thread_count(), 1024);
     }
 
     #[test]
