@@ -88,12 +88,17 @@ pub struct RuntimeArgs {
     /// project cache filled by tools/fetch-onnxruntime.sh).
     #[arg(long, value_name = "PATH")]
     pub onnxruntime: Option<PathBuf>,
-    /// Threads ONNX Runtime uses inside each operator (default: all cores).
-    #[arg(long, visible_alias = "intra-op-threads", value_name = "N")]
+    /// Threads ONNX Runtime uses inside each operator (default: all cores; 1 to 256:
+    /// ONNX Runtime starts that many threads per session, and thousands keep it from
+    /// exiting).
+    #[arg(long, visible_alias = "intra-op-threads", value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub threads: Option<usize>,
     /// Threads running independent operators at once; more than 1 turns on ONNX
-    /// Runtime's parallel executor (default: 1, sequential, best for these graphs).
-    #[arg(long = "inter-op-threads", value_name = "N")]
+    /// Runtime's parallel executor (default: 1, sequential, best for these graphs; 1 to
+    /// 64: each one slows every run down, and thousands hang ONNX Runtime).
+    #[arg(long = "inter-op-threads", value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub inter_op_threads: Option<usize>,
     /// Precision of the tower graphs to run; the package must carry that variant.
     #[arg(long = "run-precision", value_name = "fp32|fp16|int8", default_value = "fp32", value_parser = parse_precision)]

@@ -11,6 +11,13 @@
 //!   hidden, since it was named.
 //! - Symlinked files are taken. Symlinked directories are not followed by default; with
 //!   `follow_links` each directory is visited once (by canonical path), so a link loop ends.
+//! - Symbolic links that lead nowhere (dangling, or looping onto themselves) are inputs
+//!   that fail at once, with the reason, whatever their name: they are reported, not
+//!   passed over in silence.
+//! - Entries with an image's extension that are not regular files (FIFOs, devices,
+//!   sockets, or links to them) are taken like files: the runtime refuses them without
+//!   reading them ("is a FIFO (named pipe), not a regular file"), so they are reported.
+//!   So are such files named on the command line.
 //! - A file reached twice (overlapping roots, links) is taken once, at its first place.
 //! - What cannot be listed becomes an input that fails at once, so that it is reported in
 //!   the errors file like a bad image, by exactly one shard, in walk order.
@@ -176,11 +183,39 @@ pub fn collect_inputs(roots: &[PathBuf], selection: &Selection) -> Vec<Input> {
                     .map_or_else(|| path_key(root), |n| n.as_encoded_bytes().to_vec());
                 walker.push(root.clone(), key, None);
             }
-            Err(e) => walker.push(root.clone(), path_key(root), Some(e.to_string())),
+            Err(e) => {
+                let is_link = std::fs::symlink_metadata(root).is_ok_and(|m| m.is_symlink());
+                let reason = if is_link {
+                    broken_link_reason(root, &e)
+                } else {
+                    e.to_string()
+                };
+                walker.push(root.clone(), path_key(root), Some(reason));
+            }
         }
     }
     walker.out
 }
+
+/// Why a symbolic link met in a walk leads nowhere, `e` being the error of following it.
+fn broken_link_reason(link: &Path, e: &std::io::Error) -> String {
+    let target = std::fs::read_link(link)
+        .map(|t| t.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    if e.kind() == std::io::ErrorKind::NotFound {
+        format!("dangling symbolic link: its target {target} does not exist")
+    } else if e.raw_os_error() == Some(ELOOP) {
+        format!("symbolic link loop: {target} leads back to itself")
+    } else {
+        format!("symbolic link to {target} that cannot be followed: {e}")
+    }
+}
+
+/// `ELOOP` ("too many levels of symbolic links"): 40 on Linux, 62 on macOS and the BSDs.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const ELOOP: i32 = 40;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const ELOOP: i32 = 62;
 
 /// The key of `path` relative to nothing: its components joined with `/`.
 fn path_key(path: &Path) -> Vec<u8> {
@@ -294,7 +329,8 @@ impl Walker<'_> {
                 }
             };
             let is_dir = if meta.is_symlink() {
-                // The target decides; a dangling link is no image and is passed over.
+                // The target decides. A link that leads nowhere (dangling, or a loop) is
+                // reported: it may have been meant to be an image or a folder of them.
                 match std::fs::metadata(&path) {
                     Ok(target) if target.is_dir() => {
                         if !self.selection.follow_links {
@@ -302,13 +338,12 @@ impl Walker<'_> {
                         }
                         true
                     }
-                    Ok(target) => {
-                        if target.is_file() && self.selection.wants_file(&path) {
-                            self.push(path, key, None);
-                        }
+                    Ok(_) => false,
+                    Err(e) => {
+                        let reason = broken_link_reason(&path, &e);
+                        self.push(path, key, Some(reason));
                         continue;
                     }
-                    Err(_) => continue,
                 }
             } else {
                 meta.is_dir()
@@ -322,7 +357,10 @@ impl Walker<'_> {
                         });
                     }
                 }
-            } else if meta.is_file() && self.selection.wants_file(&path) {
+            } else if self.selection.wants_file(&path) {
+                // Regular files, and anything else with an image's name (a FIFO, a
+                // device, a link to one): the runtime refuses those without reading
+                // them, and the run reports them.
                 self.push(path, key, None);
             }
         }
@@ -420,6 +458,49 @@ mod tests {
         // `d` is reached directly and through `e`: visited once; the loop ends.
         let got = collect_inputs(std::slice::from_ref(&root), &followed);
         assert_eq!(names(&got, &root), ["d/x.png"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_that_lead_nowhere_are_reported_and_special_files_taken() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let root = tmp.path().join("r");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        std::fs::write(root.join("a.png"), b"x").expect("write");
+        std::os::unix::fs::symlink("nowhere.png", root.join("b_dangling.png")).expect("link");
+        std::os::unix::fs::symlink("c_loop2", root.join("c_loop1")).expect("link");
+        std::os::unix::fs::symlink("c_loop1", root.join("c_loop2")).expect("link");
+        std::os::unix::fs::symlink("/dev/null", root.join("d_null.png")).expect("link");
+        std::os::unix::fs::symlink("/dev/null", root.join("e_null.txt")).expect("link");
+        let inputs = collect_inputs(std::slice::from_ref(&root), &sel());
+        assert_eq!(
+            names(&inputs, &root),
+            [
+                "a.png",
+                "b_dangling.png",
+                "c_loop1",
+                "c_loop2",
+                "d_null.png"
+            ]
+        );
+        assert_eq!(inputs[0].unlistable, None);
+        let reason = |i: usize| inputs[i].unlistable.clone().unwrap_or_default();
+        assert_eq!(
+            reason(1),
+            "dangling symbolic link: its target nowhere.png does not exist"
+        );
+        assert_eq!(
+            reason(2),
+            "symbolic link loop: c_loop2 leads back to itself"
+        );
+        // A device with an image's name is taken: the runtime refuses it unread.
+        assert_eq!(inputs[4].unlistable, None);
+        // Named on the command line, a dangling link says so too.
+        let named = collect_inputs(&[root.join("b_dangling.png")], &sel());
+        assert_eq!(
+            named[0].unlistable.as_deref(),
+            Some("dangling symbolic link: its target nowhere.png does not exist")
+        );
     }
 
     #[test]

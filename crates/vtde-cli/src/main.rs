@@ -66,9 +66,56 @@ fn main() -> ExitCode {
                 ExitCode::from(stop.exit_code())
             }
             None => {
-                eprintln!("vtde: error: {e:#}");
+                eprintln!("vtde: error: {}", one_line(&e));
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+/// The error and its causes, joined with `: ` as `{:#}` joins them, but each text once:
+/// errors that already end with their cause's text (the runtime's `cannot read {path}:
+/// {source}`) would otherwise print it twice.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        #[derive(Debug)]
+        struct Wrapper(std::io::Error);
+        impl std::fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "cannot read x.json: {}", self.0)
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = anyhow::Error::new(Wrapper(io)).context("opening package p");
+        assert_eq!(
+            one_line(&e),
+            "opening package p: cannot read x.json: no such file"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(one_line(&plain), "outer: inner");
     }
 }

@@ -193,7 +193,10 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// An input of the streaming pipeline had no file to read (its
+    /// An image file cannot be read: it is missing or unreadable, it is not a regular file
+    /// (a device, FIFO, socket or directory: refused without being read), or it holds more
+    /// bytes than an image within the pixel limit needs. Also an input of the streaming
+    /// pipeline that had no file to read (its
     /// [`ImageSource::unavailable`](crate::ImageSource::unavailable) said why).
     #[error("cannot read {path}: {message}")]
     ImageUnavailable {

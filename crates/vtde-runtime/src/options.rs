@@ -9,6 +9,14 @@ use crate::package::PackageOptions;
 use crate::preprocess::image::ImageOptions;
 use crate::session::{ExecutionProvider, OptimizationLevel, SessionConfig};
 
+/// Most intra-op threads per session: larger values are clamped to it (see
+/// [`RuntimeOptions::intra_op_threads`]).
+pub(crate) const MAX_INTRA_OP_THREADS: usize = 256;
+
+/// Most inter-op threads per session: larger values are clamped to it (see
+/// [`RuntimeOptions::inter_op_threads`]).
+pub(crate) const MAX_INTER_OP_THREADS: usize = 64;
+
 /// How a [`Model`](crate::Model) is opened and run. Every field has a `with_*` builder.
 ///
 /// ```
@@ -32,10 +40,16 @@ pub struct RuntimeOptions {
     /// `ORT_DYLIB_PATH` that does not load is an error, never silently replaced.
     pub onnxruntime_library: Option<PathBuf>,
     /// Threads inside one operator, per session (ONNX Runtime's default: one per
-    /// physical core).
+    /// physical core). At most 256 are used: a larger value is clamped. ONNX Runtime
+    /// starts that many threads per session, whatever the number of cores (every graph
+    /// has its own sessions), and thousands of them make opening and closing a model take
+    /// minutes (`4096` never finished closing on a 2-core machine).
     pub intra_op_threads: Option<usize>,
     /// Threads running independent operators at once; more than 1 turns on parallel
-    /// execution.
+    /// execution. At most 64 are used: a larger value is clamped. These graphs have little
+    /// operator-level parallelism, and each such thread costs time on every run
+    /// (measured on 2 cores: a one-image run took 0.1 s with 2, 1.6 s with 32, 5.7 s
+    /// with 64, and never finished with 4096).
     pub inter_op_threads: Option<usize>,
     /// Most sessions per graph, created only when that many threads run the graph at
     /// once. `None`: 2. Each session holds its own copy of the graph's weights.
@@ -101,15 +115,16 @@ impl RuntimeOptions {
         self
     }
 
-    /// Sets [`RuntimeOptions::intra_op_threads`]: the threads each graph runs on.
+    /// Sets [`RuntimeOptions::intra_op_threads`]: the threads each graph runs on (at most
+    /// 256; more is clamped).
     pub fn with_threads(mut self, threads: usize) -> Self {
-        self.intra_op_threads = Some(threads);
+        self.intra_op_threads = Some(threads.min(MAX_INTRA_OP_THREADS));
         self
     }
 
-    /// Sets [`RuntimeOptions::inter_op_threads`].
+    /// Sets [`RuntimeOptions::inter_op_threads`] (at most 64; more is clamped).
     pub fn with_inter_op_threads(mut self, threads: usize) -> Self {
-        self.inter_op_threads = Some(threads);
+        self.inter_op_threads = Some(threads.min(MAX_INTER_OP_THREADS));
         self
     }
 
@@ -183,8 +198,9 @@ impl RuntimeOptions {
     pub(crate) fn session_config(&self) -> SessionConfig {
         let defaults = SessionConfig::default();
         SessionConfig {
-            intra_op_threads: self.intra_op_threads,
-            inter_op_threads: self.inter_op_threads,
+            // Fields set directly are clamped here, as the builders clamp.
+            intra_op_threads: self.intra_op_threads.map(|n| n.min(MAX_INTRA_OP_THREADS)),
+            inter_op_threads: self.inter_op_threads.map(|n| n.min(MAX_INTER_OP_THREADS)),
             optimization_level: self.optimization_level,
             execution_providers: self.execution_providers.clone(),
             fallback_to_cpu: self.fallback_to_cpu,
@@ -219,5 +235,36 @@ mod tests {
         assert_eq!(o.batch_size, 1);
         assert_eq!(o.package.precision, Precision::Int8);
         assert!(o.session_config().intra_op_spinning);
+    }
+
+    #[test]
+    fn thread_counts_are_bounded() {
+        // The bounds (256 intra-op, 64 inter-op threads per session) are the documented
+        // ones; 4096 of either hangs ONNX Runtime.
+        let o = RuntimeOptions::default()
+            .with_threads(4096)
+            .with_inter_op_threads(4096);
+        assert_eq!(o.intra_op_threads, Some(256));
+        assert_eq!(o.inter_op_threads, Some(64));
+        // Set directly, the fields are clamped where the session is configured.
+        let o = RuntimeOptions {
+            intra_op_threads: Some(100_000),
+            inter_op_threads: Some(100_000),
+            ..RuntimeOptions::default()
+        };
+        let c = o.session_config();
+        assert_eq!(
+            (c.intra_op_threads, c.inter_op_threads),
+            (Some(256), Some(64))
+        );
+        // Values within the bounds pass unchanged.
+        let o = RuntimeOptions::default()
+            .with_threads(256)
+            .with_inter_op_threads(3);
+        let c = o.session_config();
+        assert_eq!(
+            (c.intra_op_threads, c.inter_op_threads),
+            (Some(256), Some(3))
+        );
     }
 }

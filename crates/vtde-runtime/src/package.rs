@@ -116,20 +116,9 @@ impl Package {
             }
         }
 
-        let tokenizer = package.tokenizer_path();
-        if !tokenizer.is_file() {
-            return Err(Error::io(
-                tokenizer,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
-            ));
-        }
+        require_file(&package.tokenizer_path())?;
         for (path, _) in package.files_in_use() {
-            if !path.is_file() {
-                return Err(Error::io(
-                    path,
-                    std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
-                ));
-            }
+            require_file(&path)?;
         }
         for kind in GraphKind::ALL {
             let files = package.graph_in_use(kind);
@@ -292,6 +281,21 @@ impl Package {
     }
 }
 
+/// A package file must be a regular file: missing, a directory or anything else is an
+/// [`Error::Io`] that says which ("is a directory, not a file").
+fn require_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_file() {
+        return Ok(());
+    }
+    let what = if meta.is_dir() {
+        "is a directory, not a file"
+    } else {
+        "is not a regular file"
+    };
+    Err(Error::io(path, std::io::Error::other(what)))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -444,6 +448,15 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_package(dir.path(), sample_manifest(), FILES);
         std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+        // A directory in its place says so.
+        std::fs::create_dir(dir.path().join("tokenizer.json")).unwrap();
+        let err = open(dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("tokenizer.json: is a directory, not a file"),
+            "{err}"
+        );
+        std::fs::remove_dir(dir.path().join("tokenizer.json")).unwrap();
         let err = open(dir.path()).unwrap_err();
         assert!(err.to_string().contains("tokenizer.json"), "{err}");
     }

@@ -16,7 +16,7 @@
 //!
 //! **Per-file errors.** A file that cannot be read, decoded or preprocessed is a failure
 //! of that item, reported in its batch with its [`Error`]; it never stops the run (a
-//! decoder panic is caught too). An error returned by the consumer stops the run.
+//! decoder panic is caught too, and prints nothing: the item's error says it). An error returned by the consumer stops the run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,7 @@ use std::sync::{Condvar, Mutex};
 use ndarray::{s, Array3, Array4, ArrayView4, Axis};
 
 use crate::error::Error;
+use crate::preprocess::image::decode::catch_quietly;
 use crate::preprocess::image::{ImageOptions, ImagePreprocessor};
 
 /// An input of the streaming pipeline: the file to read.
@@ -256,13 +257,13 @@ fn prepare<S: ImageSource>(
         });
     }
     let mut pixels = Array3::<f32>::zeros((3, h, w));
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        pre.preprocess_file(path, reading, pixels.view_mut())
-    }))
-    .unwrap_or_else(|_| {
-        Err(Error::DecoderPanicked {
-            path: path.to_path_buf(),
-        })
-    })?;
+    // Quietly: the file's error says it, stderr gets no panic text.
+    catch_quietly(|| pre.preprocess_file(path, reading, pixels.view_mut())).unwrap_or_else(
+        |_| {
+            Err(Error::DecoderPanicked {
+                path: path.to_path_buf(),
+            })
+        },
+    )?;
     Ok(pixels)
 }

@@ -88,6 +88,43 @@ fn decoded_rgb_matches_pil_for_every_file() {
 }
 
 #[test]
+fn pillow_test_images_decode_as_pil_does() {
+    // Pillow's own test images that vtde once refused (float and signed TIFFs, a GIF
+    // without a colour table, a BMP with a bad planes field): equal to PIL's decoding.
+    let cases = fx::pillow_cases();
+    let mut decoded = 0;
+    for case in &cases.decode {
+        let result = read_image(fx::pillow_file(&case.file), &ImageOptions::default());
+        if let Some(why) = &case.vtde_unsupported {
+            let Err(err) = result else {
+                panic!("{}: an unsupported file decoded", case.file)
+            };
+            assert!(matches!(err, Error::ImageDecode { .. }), "{err}");
+            assert!(err.to_string().contains(&case.file), "{err}");
+            println!("{:32} unsupported ({why}): {err}", case.file);
+            continue;
+        }
+        let image = result.unwrap_or_else(|e| panic!("{} ({}): {e}", case.file, case.note));
+        let ours = to_rgb8(&image);
+        let theirs = fx::recorded_rgb(&format!("pillow/{}", case.rgb));
+        assert_eq!(
+            ours.dimensions(),
+            (case.size[0], case.size[1]),
+            "{}",
+            case.file
+        );
+        let (max, mean, _) = fx::rgb_diff(&ours, &theirs);
+        println!(
+            "{:32} {:4} {:3} max {max} mean {mean:.4}",
+            case.file, case.format, case.pil_mode
+        );
+        assert_eq!(ours.into_owned(), theirs, "{} ({})", case.file, case.note);
+        decoded += 1;
+    }
+    assert!(decoded >= 6, "{decoded}");
+}
+
+#[test]
 fn every_format_and_mode_gives_transformers_pixel_values() {
     let cases = fx::cases();
     let tensors = fx::Tensors::load();

@@ -178,3 +178,35 @@ pub fn rgb_diff(a: &RgbImage, b: &RgbImage) -> (u8, f64, f64) {
     let len = a.as_raw().len() as f64;
     (max, sum as f64 / len, n as f64 / len)
 }
+
+/// One of Pillow's own test images (`tests/fixtures/images/pillow`, written by
+/// `tools/make_pillow_fixtures.py`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PillowCase {
+    pub file: String,
+    pub source: String,
+    pub note: String,
+    pub format: String,
+    pub pil_mode: String,
+    pub size: [u32; 2],
+    pub rgb: String,
+    /// Why vtde does not decode this file (it must fail cleanly), if it does not.
+    #[serde(default)]
+    pub vtde_unsupported: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PillowCases {
+    pub decode: Vec<PillowCase>,
+}
+
+/// `pillow/cases.json`.
+pub fn pillow_cases() -> PillowCases {
+    let text = std::fs::read(dir().join("pillow/cases.json")).expect("pillow/cases.json");
+    serde_json::from_slice(&text).expect("pillow/cases.json parses")
+}
+
+/// A file of `pillow/files`.
+pub fn pillow_file(name: &str) -> PathBuf {
+    dir().join("pillow/files").join(name)
+}

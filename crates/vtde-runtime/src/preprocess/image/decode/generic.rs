@@ -1,4 +1,5 @@
-//! PNG, WebP, BMP and most TIFFs, through the `image` crate's decoders.
+//! PNG, WebP, BMP and most TIFFs, through the `image` crate's decoders (a BMP's colour
+//! planes field is ignored, as PIL ignores it).
 
 use std::io::Cursor;
 
@@ -16,6 +17,23 @@ fn png_ihdr_size(data: &[u8]) -> Option<(u32, u32)> {
     Some((be(&ihdr[4..8]), be(&ihdr[8..12])))
 }
 
+/// A copy of a BMP whose header gives a number of colour planes other than 1, with 1
+/// there: PIL ignores the field (BMP has one plane by definition), the `image` crate
+/// refuses the file. `None` when the field is 1 or the header too short.
+fn bmp_with_one_plane(data: &[u8]) -> Option<Vec<u8>> {
+    // The DIB header starts at byte 14 with its size; planes are at byte 22 in the OS/2 v1
+    // header (12 bytes), at byte 26 in every later one.
+    let header_size = u32::from_le_bytes(data.get(14..18)?.try_into().ok()?);
+    let at = if header_size == 12 { 22 } else { 26 };
+    let planes = u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?);
+    if planes == 1 {
+        return None;
+    }
+    let mut out = data.to_vec();
+    out[at..at + 2].copy_from_slice(&1u16.to_le_bytes());
+    Some(out)
+}
+
 /// PNG, WebP, BMP and the TIFFs [`super::tiff`] leaves, through the `image` crate: the
 /// header's size is checked before the pixels are decoded.
 pub(crate) fn decode(
@@ -24,6 +42,14 @@ pub(crate) fn decode(
     request: &DecodeRequest<'_>,
 ) -> Result<RawDecoded, DecodeError> {
     let corrupt = |e: image::ImageError| DecodeError::Corrupt(e.to_string());
+    let one_plane;
+    let data = match bmp_with_one_plane(data).filter(|_| format == ImageFormat::Bmp) {
+        Some(patched) => {
+            one_plane = patched;
+            one_plane.as_slice()
+        }
+        None => data,
+    };
     // PNG's size sits at a fixed place: check it even when the rest of the file is
     // missing (the decoder would first complain about that).
     if let Some((width, height)) = png_ihdr_size(data).filter(|_| format == ImageFormat::Png) {

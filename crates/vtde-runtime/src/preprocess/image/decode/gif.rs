@@ -11,7 +11,19 @@ use super::request::{DecodeError, DecodeRequest, RawDecoded};
 /// `image` crate would leave transparent black), with the frame's local palette or the
 /// global one. Returned as RGBA (the transparent index has alpha 0), which
 /// [`crate::preprocess::image::to_rgb8`] composites as transformers does.
+///
+/// A GIF with no colour table at all (neither global nor local) is a greyscale image to
+/// PIL (mode `L`, each index its grey level), and an error to the `gif` crate: it is read
+/// from a copy given a global table of the 256 grey levels.
 pub(crate) fn decode(data: &[u8], request: &DecodeRequest<'_>) -> Result<RawDecoded, DecodeError> {
+    let with_grey_table;
+    let data = match with_grey_global_table(data) {
+        Some(patched) => {
+            with_grey_table = patched;
+            with_grey_table.as_slice()
+        }
+        None => data,
+    };
     let corrupt = |e: gif::DecodingError| DecodeError::Corrupt(format!("GIF: {e}"));
     let mut options = gif::DecodeOptions::new();
     options.set_color_output(gif::ColorOutput::Indexed);
@@ -66,4 +78,23 @@ pub(crate) fn decode(data: &[u8], request: &DecodeRequest<'_>) -> Result<RawDeco
         full_size: (width, height),
         orientation: None,
     })
+}
+
+/// A copy of a GIF without a global colour table, given one of the 256 grey levels (index
+/// `i` is `(i, i, i)`): frames with their own table keep it, and frames without one get
+/// what PIL gives them. `None` when the file has a global table (or no complete header).
+fn with_grey_global_table(data: &[u8]) -> Option<Vec<u8>> {
+    // "GIF89a", then the logical screen descriptor: width, height, flags at byte 10
+    // (bit 7: a global table follows; bits 0-2: its size, 2^(n+1) entries).
+    const FLAGS: usize = 10;
+    const HEADER: usize = 13;
+    if data.len() < HEADER || data[FLAGS] & 0x80 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(data.len() + 768);
+    out.extend_from_slice(&data[..HEADER]);
+    out[FLAGS] |= 0x80 | 0x07;
+    out.extend((0..=255u8).flat_map(|i| [i, i, i]));
+    out.extend_from_slice(&data[HEADER..]);
+    Some(out)
 }

@@ -12,6 +12,13 @@
 //!   Image.MAX_IMAGE_PIXELS`), and admits 100-megapixel photos. The `image` crate's
 //!   allocation limit is set as a second line of defence, and the file is not read if it
 //!   is larger than any image within the limit could need.
+//! - **Regular files only, reads bounded** (module `read`): devices, FIFOs, sockets and
+//!   directories are refused without being opened for a blocking read (a symlink to
+//!   `/dev/zero` is refused as the character device it leads to); the read itself stops
+//!   at the byte limit, whatever size the file system reports. These failures are
+//!   [`Error::ImageUnavailable`] ("cannot read"), decoding failures [`Error::ImageDecode`].
+//! - **Decoder panics** in the Rust decoders are caught and become the file's error,
+//!   without panic text on stderr (module `panics`).
 //! - **EXIF orientation.** `PIL.Image.open`, and so a transformers processor given that
 //!   image, ignore it; `transformers.image_utils.load_image` applies it
 //!   (`ImageOps.exif_transpose`). [`ImageOptions::apply_exif_orientation`] picks one; the
@@ -26,6 +33,8 @@
 mod generic;
 mod gif;
 mod jpeg;
+mod panics;
+mod read;
 mod request;
 mod tiff;
 
@@ -36,7 +45,13 @@ use image::{DynamicImage, ImageFormat};
 use self::request::{swaps_axes, DecodeError, DecodeRequest, RawDecoded};
 use crate::error::{Error, Result};
 
+pub(crate) use self::panics::catch_quietly;
 pub(crate) use self::request::TargetFn;
+
+/// Most threads [`ImageOptions::with_decode_threads`] and [`ImageOptions::thread_count`]
+/// give the streaming pipeline (as `vtde --decode-threads` allows): more would only cost
+/// memory (a thread stack and a scratch buffer each) and start-up time.
+pub(crate) const MAX_DECODE_THREADS: usize = 1024;
 
 /// PIL's decompression-bomb limit (`2 * Image.MAX_IMAGE_PIXELS`, 178,956,970 pixels),
 /// the default of [`ImageOptions::max_pixels`]: it admits 100-megapixel photos.
@@ -69,7 +84,7 @@ pub struct ImageOptions {
     pub jpeg_dct_scaling: bool,
     /// Threads decoding and preprocessing in the streaming pipeline
     /// ([`Model::stream_image_files`](crate::Model::stream_image_files)). `None`: one per
-    /// available core.
+    /// available core. At most 1024 are used.
     pub threads: Option<usize>,
 }
 
@@ -103,17 +118,18 @@ impl ImageOptions {
         self
     }
 
-    /// Sets [`ImageOptions::threads`] (at least 1).
+    /// Sets [`ImageOptions::threads`], clamped to `1..=1024`.
     pub fn with_decode_threads(mut self, threads: usize) -> Self {
-        self.threads = Some(threads.max(1));
+        self.threads = Some(threads.clamp(1, MAX_DECODE_THREADS));
         self
     }
 
-    /// The number of threads the streaming pipeline decodes on.
+    /// The number of threads the streaming pipeline decodes on, in
+    /// `1..=1024` (a larger [`ImageOptions::threads`] set directly is clamped).
     pub fn thread_count(&self) -> usize {
         self.threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .max(1)
+            .clamp(1, MAX_DECODE_THREADS)
     }
 
     /// Largest file read: an uncompressed 16-bit RGBA image at the pixel limit, plus
@@ -187,21 +203,17 @@ pub(crate) fn decode_file(
     target: Option<TargetFn<'_>>,
     buffer: Vec<u8>,
 ) -> Result<Decoded> {
-    let io_err = |e: std::io::Error| Error::ImageDecode {
+    let limit = options.max_file_bytes();
+    let data = read::read_regular_file(path, limit).map_err(|e| Error::ImageUnavailable {
         path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let len = std::fs::metadata(path).map_err(io_err)?.len();
-    if len > options.max_file_bytes() {
-        return Err(Error::ImageDecode {
-            path: path.to_path_buf(),
-            message: format!(
-                "the file has {len} bytes, more than an image of at most {} pixels needs",
+        message: match e {
+            read::ReadError::TooLong { .. } => format!(
+                "{e}, more than an image of at most {} pixels needs",
                 options.max_pixels
             ),
-        });
-    }
-    let data = std::fs::read(path).map_err(io_err)?;
+            other => other.to_string(),
+        },
+    })?;
     let request = DecodeRequest {
         max_pixels: options.max_pixels,
         apply_exif_orientation: options.apply_exif_orientation,
@@ -259,14 +271,15 @@ fn decode_bytes(
 }
 
 /// Runs a Rust decoder. Decoders are not supposed to panic, but a batch job over millions
-/// of files must not die on one decoder bug: a panic becomes this file's error.
+/// of files must not die on one decoder bug: a panic becomes this file's error, quietly
+/// ([`panics`]: no panic text on stderr).
 fn catching_panics(
     decode: impl FnOnce() -> Result<RawDecoded, DecodeError>,
 ) -> Result<RawDecoded, DecodeError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|_| {
-        Err(DecodeError::Corrupt(
-            "the decoder panicked on this file".into(),
-        ))
+    catch_quietly(decode).unwrap_or_else(|message| {
+        Err(DecodeError::Corrupt(format!(
+            "the decoder panicked on this file ({message})"
+        )))
     })
 }
 
@@ -274,6 +287,7 @@ fn catching_panics(
 mod tests {
     use super::*;
     use image::{Rgb, RgbImage};
+    use std::path::PathBuf;
 
     fn load_image(path: &Path) -> Result<DynamicImage> {
         read_image(path, &ImageOptions::default())
@@ -309,6 +323,77 @@ mod tests {
         let empty = dir.path().join("empty.png");
         std::fs::write(&empty, b"").unwrap();
         assert!(load_image(&empty).is_err());
+    }
+
+    /// Runs `f` on a thread; fails (instead of hanging) if it takes over 10 s.
+    #[cfg(unix)]
+    fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading the image blocked for 10 s")
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_are_refused_through_the_path_api() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.jpg");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for (path, what) in [
+            (PathBuf::from("/dev/zero"), "is a character device"),
+            (fifo, "is a FIFO (named pipe)"),
+            (dir.path().to_path_buf(), "is a directory"),
+        ] {
+            let err = within_10s(move || load_image(&path).unwrap_err());
+            assert!(matches!(err, Error::ImageUnavailable { .. }), "{err}");
+            assert!(
+                err.to_string()
+                    .ends_with(&format!("{what}, not a regular file")),
+                "{err}"
+            );
+        }
+        // A missing file is a read failure too, said once.
+        let err = load_image(&dir.path().join("missing.png")).unwrap_err();
+        assert!(matches!(err, Error::ImageUnavailable { .. }), "{err}");
+    }
+
+    #[test]
+    fn files_longer_than_the_limit_are_refused() {
+        // 1000 pixels allow 8000 bytes plus 64 MiB of metadata: a longer file is not read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.png");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len((64 << 20) + 8000 + 1).unwrap();
+        let options = ImageOptions::default().with_max_pixels(1000);
+        let err = read_image(&path, &options).unwrap_err();
+        assert!(
+            err.to_string().contains("larger than 67116864 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn decode_threads_are_bounded() {
+        let o = ImageOptions::default().with_decode_threads(1_000_000);
+        assert_eq!(o.threads, Some(1024));
+        assert_eq!(
+            ImageOptions::default()
+                .with_decode_threads(0)
+                .thread_count(),
+            1
+        );
+        let direct = ImageOptions {
+            threads: Some(1_000_000),
+            ..ImageOptions::default()
+        };
+        assert_eq!(direct.thread_count(), 1024);
     }
 
     #[test]

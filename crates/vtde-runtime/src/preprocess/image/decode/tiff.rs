@@ -1,6 +1,8 @@
-//! TIFF (first page) as PIL reads it: 8-bit CMYK converted with PIL's formula and 8-bit
-//! palette images expanded with their ColorMap, both of which the `image` crate gets
-//! wrong or refuses; every other TIFF goes to the `image` crate ([`super::generic`]).
+//! TIFF (first page) as PIL reads it: 8-bit CMYK converted with PIL's formula, 8-bit
+//! palette images expanded with their ColorMap, and one-sample images of signed integers
+//! or floats converted as PIL converts its `I` and `F` modes, all of which the `image`
+//! crate gets wrong or refuses; every other TIFF goes to the `image` crate
+//! ([`super::generic`]).
 
 use std::io::Cursor;
 
@@ -19,7 +21,87 @@ pub(crate) fn decode(data: &[u8], request: &DecodeRequest<'_>) -> Result<RawDeco
     if let Some(result) = decode_palette(data, request) {
         return result;
     }
+    if let Some(result) = decode_signed_or_float(data, request) {
+        return result;
+    }
     generic::decode(data, ImageFormat::Tiff, request)
+}
+
+/// One-sample TIFFs of signed integers or IEEE floats (SampleFormat 2 or 3), which the
+/// `image` crate refuses, read as PIL reads them (`TiffImagePlugin.OPEN_INFO`) and
+/// brought to 8-bit grey as its `convert("RGB")` does (`libImaging/Convert.c`):
+///
+/// - signed 8-bit, BlackIsZero: PIL's raw mode `L`, the bytes as they are (a two's
+///   complement -1 is 255);
+/// - signed 16- and 32-bit, BlackIsZero: PIL's mode `I` (`I;16S`, `I;32S`), converted by
+///   `i2rgb`: clamped to 0..=255;
+/// - 32-bit float, BlackIsZero or WhiteIsZero (PIL does not invert either): mode `F`,
+///   converted through `L` by `f2l`: clamped to 0..=255 and truncated (NaN gives 0).
+///
+/// `None` when the file is not such a TIFF, or is one PIL does not open either (other
+/// photometric interpretations, 64-bit floats), so that the generic path refuses it.
+fn decode_signed_or_float(
+    data: &[u8],
+    request: &DecodeRequest<'_>,
+) -> Option<Result<RawDecoded, DecodeError>> {
+    use tiff::decoder::DecodingResult;
+    use tiff::tags::Tag;
+    // The `tiff` crate needs a PhotometricInterpretation tag, which PIL does not: a file
+    // without one is read from a copy that has one (BlackIsZero, which for the floats
+    // PIL reads without it gives the same values).
+    let patched;
+    let data = match tiff::decoder::Decoder::new(Cursor::new(data)) {
+        Ok(_) => data,
+        Err(_) => {
+            patched = with_photometric_tag(data, 1)?;
+            patched.as_slice()
+        }
+    };
+    let mut decoder = tiff::decoder::Decoder::new(Cursor::new(data)).ok()?;
+    let unsigned = |d: &mut tiff::decoder::Decoder<_>, tag| {
+        d.find_tag_unsigned_vec::<u16>(tag)
+            .ok()
+            .flatten()
+            .and_then(|v| v.first().copied())
+    };
+    let format = unsigned(&mut decoder, Tag::SampleFormat)?;
+    let samples = unsigned(&mut decoder, Tag::SamplesPerPixel).unwrap_or(1);
+    let bits = unsigned(&mut decoder, Tag::BitsPerSample).unwrap_or(1);
+    let photometric = unsigned(&mut decoder, Tag::PhotometricInterpretation)?;
+    let opened_by_pil = samples == 1
+        && match (format, bits) {
+            (2, 8 | 16 | 32) => photometric == 1,
+            (3, 32) => photometric <= 1,
+            _ => false,
+        };
+    if !opened_by_pil {
+        return None;
+    }
+    let result = read_tiff_image(decoder, request, u64::from(bits / 8)).and_then(
+        |(result, (width, height), orientation)| {
+            let grey: Vec<u8> = match result {
+                DecodingResult::I8(v) => v.into_iter().map(|x| x as u8).collect(),
+                DecodingResult::I16(v) => v.into_iter().map(|x| x.clamp(0, 255) as u8).collect(),
+                DecodingResult::I32(v) => v.into_iter().map(|x| x.clamp(0, 255) as u8).collect(),
+                // `as` saturates (and maps NaN to 0) as f2l's comparisons do.
+                DecodingResult::F32(v) => v.into_iter().map(|x| x as u8).collect(),
+                _ => {
+                    return Err(DecodeError::Unsupported(format!(
+                        "TIFF with {bits}-bit samples of format {format}"
+                    )))
+                }
+            };
+            let image = image::GrayImage::from_raw(width, height, grey).ok_or_else(|| {
+                DecodeError::Corrupt("TIFF with fewer samples than pixels".into())
+            })?;
+            Ok(RawDecoded {
+                image: DynamicImage::ImageLuma8(image),
+                full_size: (width, height),
+                orientation,
+            })
+        },
+    );
+    Some(result)
 }
 
 /// The 8-bit samples of a TIFF's first image as the `tiff` crate reads them,
@@ -32,19 +114,48 @@ struct TiffSamples {
 }
 
 fn read_tiff_samples<R: std::io::Read + std::io::Seek>(
-    mut decoder: tiff::decoder::Decoder<R>,
+    decoder: tiff::decoder::Decoder<R>,
     request: &DecodeRequest<'_>,
     channels: u64,
     what: &str,
 ) -> Result<TiffSamples, DecodeError> {
+    let (result, size, orientation) = read_tiff_image(decoder, request, channels)?;
+    let tiff::decoder::DecodingResult::U8(samples) = result else {
+        return Err(DecodeError::Corrupt(format!(
+            "{what} without 8-bit samples"
+        )));
+    };
+    Ok(TiffSamples {
+        samples,
+        size,
+        orientation,
+    })
+}
+
+/// Decoded samples (any sample type), `(width, height)`, and the orientation to apply.
+type TiffImage = (
+    tiff::decoder::DecodingResult,
+    (u32, u32),
+    Option<Orientation>,
+);
+
+/// A TIFF's first image as the `tiff` crate decodes it (any sample type), its size
+/// (checked against the pixel limit before decoding) and its EXIF orientation when asked
+/// for. `bytes_per_pixel` sizes the decoder's buffer limit.
+fn read_tiff_image<R: std::io::Read + std::io::Seek>(
+    mut decoder: tiff::decoder::Decoder<R>,
+    request: &DecodeRequest<'_>,
+    bytes_per_pixel: u64,
+) -> Result<TiffImage, DecodeError> {
     let corrupt = |e: tiff::TiffError| DecodeError::Corrupt(e.to_string());
     let (width, height) = decoder.dimensions().map_err(corrupt)?;
     request.check_size(width, height)?;
     // The size is within the pixel limit: let the decoder allocate what it needs.
     let mut limits = tiff::decoder::Limits::default();
-    limits.decoding_buffer_size = usize::try_from(u64::from(width) * u64::from(height) * channels)
-        .unwrap_or(usize::MAX)
-        .max(limits.decoding_buffer_size);
+    limits.decoding_buffer_size =
+        usize::try_from(u64::from(width) * u64::from(height) * bytes_per_pixel)
+            .unwrap_or(usize::MAX)
+            .max(limits.decoding_buffer_size);
     let mut decoder = decoder.with_limits(limits);
     let orientation = if request.apply_exif_orientation {
         decoder
@@ -55,16 +166,8 @@ fn read_tiff_samples<R: std::io::Read + std::io::Seek>(
     } else {
         None
     };
-    let tiff::decoder::DecodingResult::U8(samples) = decoder.read_image().map_err(corrupt)? else {
-        return Err(DecodeError::Corrupt(format!(
-            "{what} without 8-bit samples"
-        )));
-    };
-    Ok(TiffSamples {
-        samples,
-        size: (width, height),
-        orientation,
-    })
+    let result = decoder.read_image().map_err(corrupt)?;
+    Ok((result, (width, height), orientation))
 }
 
 impl TiffSamples {
@@ -103,6 +206,80 @@ fn decode_cmyk(
             tiff.into_rgb(rgb, WHAT)
         }),
     )
+}
+
+/// A copy of a classic TIFF whose first IFD has no PhotometricInterpretation tag (262),
+/// with one of value `value` added: the IFD is rewritten, with the tag in its sorted
+/// place, at the end of the copy, and the header points to it (everything else stays
+/// where it is, so every offset in the file stays valid). `None` for anything else
+/// (BigTIFF, a tag already there, a truncated IFD).
+fn with_photometric_tag(data: &[u8], value: u16) -> Option<Vec<u8>> {
+    let little = match data.get(..4)? {
+        [b'I', b'I', 42, 0] => true,
+        [b'M', b'M', 0, 42] => false,
+        _ => return None,
+    };
+    let u16_at = |at: usize| -> Option<u16> {
+        let b: [u8; 2] = data.get(at..at.checked_add(2)?)?.try_into().ok()?;
+        Some(if little {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        })
+    };
+    let u16_bytes = |v: u16| {
+        if little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
+    let u32_bytes = |v: u32| {
+        if little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
+    let ifd: [u8; 4] = data.get(4..8)?.try_into().ok()?;
+    let ifd = if little {
+        u32::from_le_bytes(ifd)
+    } else {
+        u32::from_be_bytes(ifd)
+    };
+    let ifd = usize::try_from(ifd).ok()?;
+    let count = usize::from(u16_at(ifd)?);
+    let entries_start = ifd.checked_add(2)?;
+    let entries_end = entries_start.checked_add(count.checked_mul(12)?)?;
+    let entries = data.get(entries_start..entries_end)?;
+    let next_ifd = data.get(entries_end..entries_end.checked_add(4)?)?;
+    let tags: Vec<u16> = (0..count)
+        .map(|i| u16_at(entries_start + 12 * i))
+        .collect::<Option<_>>()?;
+    if tags.contains(&262) {
+        return None;
+    }
+    let mut out = data.to_vec();
+    // IFDs start on a word boundary.
+    if out.len() % 2 == 1 {
+        out.push(0);
+    }
+    let new_ifd = u32::try_from(out.len()).ok()?;
+    out.extend_from_slice(&u16_bytes(u16::try_from(count + 1).ok()?));
+    // Tag 262, type SHORT (3), count 1, the value in the first 2 bytes of the field.
+    let mut photometric = Vec::with_capacity(12);
+    photometric.extend_from_slice(&u16_bytes(262));
+    photometric.extend_from_slice(&u16_bytes(3));
+    photometric.extend_from_slice(&u32_bytes(1));
+    photometric.extend_from_slice(&u16_bytes(value));
+    photometric.extend_from_slice(&[0, 0]);
+    let at = tags.iter().position(|&t| t > 262).unwrap_or(count);
+    out.extend_from_slice(&entries[..12 * at]);
+    out.extend_from_slice(&photometric);
+    out.extend_from_slice(&entries[12 * at..]);
+    out.extend_from_slice(next_ifd);
+    out[4..8].copy_from_slice(&u32_bytes(new_ifd));
+    Some(out)
 }
 
 /// Where IFD0 of a classic TIFF keeps its PhotometricInterpretation value, if that value
