@@ -211,7 +211,7 @@ fn expected(exit: &Value) -> String {
 /// A `vtde` command: run by `sh` under the memory limit (and the file size limit of a
 /// full disk), `exec`ed so that signals reach vtde itself.
 fn command(places: &Places, args: &[String], env: &Value, file_limit: Option<u64>) -> Command {
-    let mut script = format!("ulimit -v {MEMORY_LIMIT_KIB}; ");
+    let mut script = format!("ulimit -v {MEMORY_LIMIT_KIB} 2>/dev/null; ");
     if let Some(blocks) = file_limit {
         script.push_str(&format!("trap '' XFSZ; ulimit -f {blocks}; "));
     }
@@ -671,8 +671,29 @@ const SETUPS: [&str; 13] = [
     "disk_full",
 ];
 
-/// Runs one case: the table row (expected, got, seconds) and its failures.
-fn run_case(spec: &Value, base: &Path) -> (String, String, f64, Vec<String>) {
+/// A case's line in the table, and its failures.
+struct Row {
+    name: String,
+    want: String,
+    got: String,
+    seconds: f64,
+    /// The run's first error line (else its first line), with the case's directory
+    /// written `{TMP}` and the corpus `{CORPUS}`.
+    said: String,
+    failures: Vec<String>,
+}
+
+/// The first line of `stderr` that reports a problem, else its first line.
+fn telling_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("vtde: ") || l.starts_with("error: "))
+        .or_else(|| stderr.lines().next())
+        .unwrap_or("")
+}
+
+/// Runs one case.
+fn run_case(spec: &Value, base: &Path) -> Row {
     let case_started = Instant::now();
     let name = spec["name"].as_str().unwrap();
     let tmp = base.join(name);
@@ -711,13 +732,14 @@ fn run_case(spec: &Value, base: &Path) -> (String, String, f64, Vec<String>) {
         case.action(step);
     }
     if !case.failures.is_empty() {
-        let failures = std::mem::take(&mut case.failures);
-        return (
-            expected(&spec["exit"]),
-            "set-up failed".into(),
-            0.0,
-            failures,
-        );
+        return Row {
+            name: name.into(),
+            want: expected(&spec["exit"]),
+            got: "set-up failed".into(),
+            seconds: case_started.elapsed().as_secs_f64(),
+            said: String::new(),
+            failures: std::mem::take(&mut case.failures),
+        };
     }
 
     let may_change: Vec<PathBuf> = strings(&spec["may_change"])
@@ -767,12 +789,17 @@ fn run_case(spec: &Value, base: &Path) -> (String, String, f64, Vec<String>) {
         let tail: String = ran.stderr.lines().take(6).collect::<Vec<_>>().join(" | ");
         case.failures.push(format!("stderr: {tail}"));
     }
-    (
+    let tmp = case.places.tmp.to_string_lossy().into_owned();
+    Row {
+        name: name.into(),
         want,
-        ran.got(),
-        case_started.elapsed().as_secs_f64(),
-        case.failures,
-    )
+        got: ran.got(),
+        seconds: case_started.elapsed().as_secs_f64(),
+        said: telling_line(&ran.stderr)
+            .replace(&tmp, "{TMP}")
+            .replace(corpus().to_string_lossy().as_ref(), "{CORPUS}"),
+        failures: case.failures,
+    }
 }
 
 #[test]
@@ -817,24 +844,25 @@ fn every_case_of_the_adversarial_corpus() {
         }
         let result =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(spec, base.path())));
-        let (want, got, seconds, failures) = result.unwrap_or_else(|e| {
+        let row = result.unwrap_or_else(|e| {
             let msg = e
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            (
-                expected(&spec["exit"]),
-                "test error".into(),
-                0.0,
-                vec![format!("the test itself failed: {msg}")],
-            )
+            Row {
+                name: name.clone(),
+                want: expected(&spec["exit"]),
+                got: "test error".into(),
+                seconds: 0.0,
+                said: String::new(),
+                failures: vec![format!("the test itself failed: {msg}")],
+            }
         });
-        let ok = failures.is_empty();
-        rows.push((name.clone(), want, got, seconds, ok));
-        if !ok {
-            failed.push(format!("{name}:\n    {}", failures.join("\n    ")));
+        if !row.failures.is_empty() {
+            failed.push(format!("{name}:\n    {}", row.failures.join("\n    ")));
         }
+        rows.push(row);
     }
     for (p, before) in fixed.iter().zip(&fixed_before) {
         if let Some(d) = differences(before, &tree(p, &[])) {
@@ -846,19 +874,25 @@ fn every_case_of_the_adversarial_corpus() {
     }
 
     println!(
-        "\n{:<42} {:<9} {:<9} {:>7}  result",
-        "case", "expected", "got", "seconds"
+        "\n{:<42} {:<9} {:<9} {:>7}  {:<6}  stderr (first error line)",
+        "case", "expected", "got", "seconds", "result"
     );
-    for (name, want, got, seconds, ok) in &rows {
+    for r in &rows {
+        let result = if r.failures.is_empty() {
+            "ok"
+        } else {
+            "FAILED"
+        };
+        let said: String = r.said.chars().take(110).collect();
         println!(
-            "{name:<42} {want:<9} {got:<9} {seconds:>7.2}  {}",
-            if *ok { "ok" } else { "FAILED" }
+            "{:<42} {:<9} {:<9} {:>7.2}  {result:<6}  {said}",
+            r.name, r.want, r.got, r.seconds
         );
     }
     println!(
         "\n{} cases, {} failed, {:.1} s\n",
         rows.len(),
-        rows.iter().filter(|r| !r.4).count(),
+        rows.iter().filter(|r| !r.failures.is_empty()).count(),
         started.elapsed().as_secs_f64()
     );
     assert!(
