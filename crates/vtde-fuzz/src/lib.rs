@@ -13,13 +13,15 @@
 //! corpus (a crude stand-in for coverage feedback). The random generator is a seeded
 //! xorshift (`VTDE_FUZZ_SEED`), so a run is reproducible up to its time budget.
 //!
-//! Findings: a panic, an input running longer than [`HANG_SECONDS`], or an allocation
-//! above [`alloc_cap`] (`VTDE_FUZZ_MAX_ALLOC_MB`, 2048 by default). Each is saved under
-//! `target/fuzz-findings/<target>/<hash>` (with `<hash>.txt` saying what happened). A
-//! panic is caught, minimized and reported at the end ([`Report::assert_clean`] fails
-//! the test); a hang or an oversized allocation cannot be recovered from (a stuck thread
-//! cannot be killed, a failed allocation aborts), so the input is saved, the finding
-//! printed and the process exits with status 1. Rejections a target marks as notable
+//! Findings: a panic, an input running longer than [`HANG_SECONDS`], or a single
+//! allocation above [`alloc_cap`] (`VTDE_FUZZ_MAX_ALLOC_MB`, 2048 by default). Each is
+//! saved under `target/fuzz-findings/<target>/<hash>` (with `<hash>.txt` saying what
+//! happened). A panic or an oversized allocation is minimized and reported at the end
+//! ([`Report::assert_clean`] fails the test); the allocation itself is let through
+//! (memory is committed lazily) unless it is above `VTDE_FUZZ_HARD_ALLOC_MB` (8192 by
+//! default). A hang or an allocation above that hard cap cannot be recovered from (a
+//! stuck thread cannot be killed, a failed allocation aborts), so the input is saved, the
+//! finding printed and the process exits with status 1. Rejections a target marks as notable
 //! ([`Fuzzer::notable`], e.g. a decoder panic the runtime caught) are saved under
 //! `notes/` and listed, without failing.
 
@@ -686,6 +688,10 @@ struct InHand {
 
 static IN_HAND: Mutex<Option<InHand>> = Mutex::new(None);
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+/// The first allocation over the cap during the input in hand (let through).
+static OVERSIZED: Mutex<Option<String>> = Mutex::new(None);
+/// Allocations above this end the process (saved first): `VTDE_FUZZ_HARD_ALLOC_MB`.
+static HARD_ALLOC_CAP: AtomicUsize = AtomicUsize::new(8192 << 20);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -730,12 +736,56 @@ fn check_size(size: usize) {
         && ACTIVE.load(Ordering::Relaxed)
         && !IN_HANDLER.swap(true, Ordering::SeqCst)
     {
+        let trace = std::backtrace::Backtrace::force_capture().to_string();
         let what = format!(
-            "allocation of {size} bytes (over the cap of {} MiB)",
-            ALLOC_CAP.load(Ordering::Relaxed) >> 20
+            "allocation of {size} bytes (over the cap of {} MiB) at {}",
+            ALLOC_CAP.load(Ordering::Relaxed) >> 20,
+            callers(&trace)
         );
-        let trace = std::backtrace::Backtrace::force_capture();
-        fatal(&format!("{what}\n{trace}"));
+        if size > HARD_ALLOC_CAP.load(Ordering::Relaxed) {
+            // Too big to let through: it may well fail, and a failed allocation aborts.
+            fatal(&format!("{what}\n{trace}"));
+        }
+        // Let it through (memory is committed lazily) and report it after the input.
+        lock(&OVERSIZED).get_or_insert(what);
+        IN_HANDLER.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The first frames of a backtrace outside the allocator and the standard library.
+fn callers(trace: &str) -> String {
+    let skip = [
+        "vtde_fuzz::check_size",
+        "vtde_fuzz::callers",
+        "__rust",
+        "__rdl",
+        "alloc::",
+        "std::",
+        "core::",
+        "<alloc::",
+        "<std::",
+        "<core::",
+        "RawVec",
+    ];
+    let frames: Vec<&str> = trace
+        .lines()
+        .filter_map(|line| {
+            let (index, name) = line.trim_start().split_once(": ")?;
+            index.parse::<u32>().ok()?;
+            Some(name.trim())
+        })
+        .filter(|name| {
+            !skip.iter().any(|s| name.starts_with(s))
+                && !["CappedAlloc", " as alloc::", " as core::"]
+                    .iter()
+                    .any(|s| name.contains(s))
+        })
+        .take(3)
+        .collect();
+    if frames.is_empty() {
+        "an unknown place".into()
+    } else {
+        frames.join(" <- ")
     }
 }
 
@@ -782,6 +832,12 @@ fn install_hooks() {
             .and_then(|s| s.trim().parse::<usize>().ok())
         {
             ALLOC_CAP.store(mb.saturating_mul(1 << 20), Ordering::Relaxed);
+        }
+        if let Some(mb) = std::env::var("VTDE_FUZZ_HARD_ALLOC_MB")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+        {
+            HARD_ALLOC_CAP.store(mb.saturating_mul(1 << 20), Ordering::Relaxed);
         }
         let default_hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -1091,11 +1147,15 @@ fn run_one(target: &Target<'_>, input: &[u8]) -> (Outcome, Duration) {
         h.input.extend_from_slice(input);
     }
     *lock(&LAST_PANIC) = None;
+    *lock(&OVERSIZED) = None;
     let started = Instant::now();
     RUN_STARTED_MS.store(now_ms(), Ordering::Relaxed);
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| target(input)));
     RUN_STARTED_MS.store(0, Ordering::Relaxed);
     let took = started.elapsed();
+    if let Some(what) = lock(&OVERSIZED).take() {
+        return (Outcome::Panicked(what), took);
+    }
     let outcome = match result {
         Ok(Ok(())) => Outcome::Accepted,
         Ok(Err(message)) => Outcome::Rejected(message),
@@ -1175,7 +1235,8 @@ pub fn normalize(message: &str) -> String {
 /// One distinct panic (or notable rejection): the smallest input seen, saved.
 #[derive(Debug, Clone)]
 pub struct Finding {
-    /// The panic message (with its location) or the rejection message.
+    /// The panic message (with its location), the oversized allocation (with its
+    /// callers) or the rejection message.
     pub message: String,
     /// Where the smallest input is saved.
     pub input: PathBuf,
@@ -1202,7 +1263,7 @@ pub struct Report {
     pub errors: HashMap<String, u64>,
     /// The slowest input: its time and size.
     pub slowest: (Duration, usize),
-    /// Panics.
+    /// Panics and oversized allocations.
     pub findings: Vec<Finding>,
     /// Notable rejections.
     pub notes: Vec<Finding>,
@@ -1235,7 +1296,7 @@ impl Report {
         }
         for (label, list) in [
             ("notable rejections", &self.notes),
-            ("FINDINGS (panics)", &self.findings),
+            ("FINDINGS (panics, oversized allocations)", &self.findings),
         ] {
             out.push_str(&format!("  {}: {}\n", label, list.len()));
             for f in list {
@@ -1364,6 +1425,28 @@ mod tests {
         assert!(f.message.contains("lib.rs"), "{}", f.message);
         assert_eq!(std::fs::read(&f.input).unwrap(), vec![0xff, 0xff]);
         assert!(report.errors.contains_key("too long: N"));
+
+        // An allocation over the cap (let through: calloc commits no memory).
+        let report = Fuzzer::new("selftest-alloc")
+            .seed(b"xxALLOCxx".to_vec())
+            .budget(Duration::from_millis(500))
+            .findings_dir(dir.clone())
+            .run(&|data: &[u8]| {
+                if data.windows(5).any(|w| w == b"ALLOC") {
+                    let big = vec![0u8; alloc_cap() + 1];
+                    std::hint::black_box(&big);
+                }
+                Ok(())
+            });
+        assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+        let f = &report.findings[0];
+        assert!(f.message.starts_with("allocation of "), "{}", f.message);
+        assert!(
+            f.message.contains("tests::finds_and_minimizes"),
+            "{}",
+            f.message
+        );
+        assert_eq!(std::fs::read(&f.input).unwrap(), b"ALLOC");
         let _ = std::fs::remove_dir_all(dir);
     }
 
