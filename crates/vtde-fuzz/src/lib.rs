@@ -475,9 +475,21 @@ impl Mutator<'_> {
             return;
         };
         let replacement = self.json_replacement(root);
-        let choice = self.rng.below(10);
+        let choice = self.rng.below(12);
         let parent_path = &path[..path.len().saturating_sub(1)];
         match choice {
+            // Replace every occurrence of this scalar (everywhere, or under keys of the
+            // same name): sizes that must agree change together.
+            10 | 11 => {
+                if let Some(old) = get(root, &path).filter(|v| !v.is_object() && !v.is_array()) {
+                    let old = old.clone();
+                    let key = match path.last() {
+                        Some(Seg::Key(k)) if choice == 11 => Some(k.clone()),
+                        _ => None,
+                    };
+                    replace_all(root, &old, &replacement, key.as_deref(), None);
+                }
+            }
             // Drop this key (or array element).
             0 | 1 if !path.is_empty() => {
                 if let (Some(parent), Some(last)) = (get_mut(root, parent_path), path.last()) {
@@ -603,6 +615,27 @@ fn get_mut<'v>(root: &'v mut Value, path: &[Seg]) -> Option<&'v mut Value> {
         Seg::Key(k) => v.get_mut(k),
         Seg::Index(i) => v.get_mut(*i),
     })
+}
+
+/// Replaces every scalar equal to `old` (only under the key `key`, when given).
+fn replace_all(v: &mut Value, old: &Value, new: &Value, key: Option<&str>, here: Option<&str>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                replace_all(child, old, new, key, Some(k));
+            }
+        }
+        Value::Array(items) => {
+            for child in items {
+                replace_all(child, old, new, key, here);
+            }
+        }
+        scalar => {
+            if scalar == old && (key.is_none() || key == here) {
+                *scalar = new.clone();
+            }
+        }
+    }
 }
 
 fn count_objects(v: &Value) -> usize {
