@@ -53,7 +53,9 @@ fn fuzz_manifest() {
         let m = vtde_package::parse_manifest(path, data).map_err(|e| e.to_string())?;
         vtde_package::validate_manifest(path, &m).map_err(|e| e.to_string())?;
         let img = &m.image;
-        let bytes = 12 * u64::from(img.height) * u64::from(img.width);
+        let bytes = 12u64
+            .saturating_mul(u64::from(img.height))
+            .saturating_mul(u64::from(img.width));
         if bytes > MAX_PIXEL_VALUES_BYTES {
             panic!(
                 "{NOTABLE} asks for {}x{} pixel_values: {bytes} bytes per image",
