@@ -26,7 +26,7 @@ use vtde_runtime::ndarray::ArrayView2;
 use crate::args::Format;
 use crate::formats::exclusive::Outputs;
 use crate::formats::journal::{
-    read_prefix, remove_stale_temporaries, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION,
+    read_prefix, resumable_run, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION,
 };
 use crate::formats::npy::{read_header, NpyAppender, NpyInfo};
 use crate::formats::records::{error_record, json_string, scan, Record};
@@ -163,21 +163,10 @@ impl EmbedOutput {
         let mut index = AppendFile::open(&dir.join(INDEX))?;
         let mut errors = AppendFile::open(&dir.join(ERRORS))?;
         let marker_path = marker_path(dir);
-        remove_stale_temporaries(&marker_path);
-        let earlier = if resume {
-            Marker::read(&marker_path)?
-        } else {
-            None
-        };
+        let earlier = resumable_run(&marker_path, resume, &run, dir)?;
         let mut prior = Prior::default();
         let mut commit = Commit::default();
         if let Some(marker) = earlier {
-            if let Some(why) = run.mismatch(&marker.run, false) {
-                bail!(
-                    "cannot resume {}: it was {why}; run without --resume to start over",
-                    dir.display()
-                );
-            }
             let committed = read_committed(dir, &marker, settings.kind)
                 .with_context(|| format!("cannot resume {}", dir.display()))?;
             prior.keys = committed.keys;

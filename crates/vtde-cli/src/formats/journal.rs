@@ -213,6 +213,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// The marker of the earlier run that wrote `output`, when resuming it: `None` without
+/// `--resume` or without a marker. An earlier run with other settings is an error: its
+/// rows cannot be continued. Temporary markers a killed run left are removed first.
+pub fn resumable_run(
+    marker_path: &Path,
+    resume: bool,
+    run: &RunInfo,
+    output: &Path,
+) -> Result<Option<Marker>> {
+    remove_stale_temporaries(marker_path);
+    if !resume {
+        return Ok(None);
+    }
+    let Some(marker) = Marker::read(marker_path)? else {
+        return Ok(None);
+    };
+    if let Some(why) = run.mismatch(&marker.run, false) {
+        bail!(
+            "cannot resume {}: it was {why}; run without --resume to start over",
+            output.display()
+        );
+    }
+    Ok(Some(marker))
+}
+
 /// Removes the temporary files that killed runs left beside `path` (`path.PID.N.tmp`,
 /// and `path.tmp` of older versions). Only for a run that holds the output's lock.
 pub fn remove_stale_temporaries(path: &Path) {

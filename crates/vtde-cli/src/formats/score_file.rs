@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::Format;
 use crate::formats::journal::{
-    read_prefix, remove_stale_temporaries, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION,
+    read_prefix, resumable_run, AppendFile, Commit, Marker, RunInfo, MARKER_VERSION,
 };
 use crate::formats::records::{error_header, error_record, scan, ScoreRecords};
 use crate::inputs::{ImageReading, Selection};
@@ -157,24 +157,13 @@ impl ScoreOutput {
             bail!("no errors file for {}", output.display());
         };
         let marker_path = marker_path(output);
-        remove_stale_temporaries(&marker_path);
-        let earlier = if resume {
-            Marker::read(&marker_path)?
-        } else {
-            None
-        };
+        let earlier = resumable_run(&marker_path, resume, &run, output)?;
         let mut prior = Prior::default();
         // What to keep of each file, and whether its header is there.
         let mut keep = (0, 0);
         let mut headers = (false, false);
         match earlier {
             Some(marker) => {
-                if let Some(why) = run.mismatch(&marker.run, false) {
-                    bail!(
-                        "cannot resume {}: it was {why}; run without --resume to start over",
-                        output.display()
-                    );
-                }
                 let bytes = read_prefix(output, marker.commit.output_bytes)?;
                 let found = scan(format, &bytes, header.as_deref(), "path")
                     .with_context(|| format!("cannot resume {}", output.display()))?;
