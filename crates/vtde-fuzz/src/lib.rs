@@ -36,6 +36,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Distinct rejection messages counted; later new ones are counted together.
+const MAX_DISTINCT_ERRORS: usize = 10_000;
+
 /// An input running longer than this many seconds is a finding (a hang).
 pub const HANG_SECONDS: u64 = 10;
 
@@ -1094,7 +1097,12 @@ impl<'a> Fuzzer<'a> {
                     }
                 }
                 Outcome::Rejected(message) => {
-                    let key = normalize(&message);
+                    let mut key = normalize(&message);
+                    if report.errors.len() >= MAX_DISTINCT_ERRORS
+                        && !report.errors.contains_key(&key)
+                    {
+                        key = "(other messages, past the first 10000 distinct ones)".into();
+                    }
                     let count = report.errors.entry(key.clone()).or_insert(0);
                     *count += 1;
                     let usable = match &self.keep {
