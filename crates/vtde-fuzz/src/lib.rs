@@ -8,7 +8,9 @@
 //! its corpus, applies a stack of [`Mutator`] mutations (bit flips, interesting bytes and
 //! boundary integers, inserted, deleted and duplicated ranges, truncation, splices with
 //! other seeds, dictionary tokens; for JSON, extreme numbers, other types, dropped and
-//! duplicated keys) and runs the target on it under `catch_unwind`. The target returns
+//! duplicated keys) and runs the target on it under `catch_unwind`. Without
+//! `VTDE_FUZZ_SECONDS` it also stops after [`DEFAULT_CI_RUNS`] inputs ([`max_runs`],
+//! `VTDE_FUZZ_RUNS`), so that CI runs the same inputs on any machine. The target returns
 //! `Err(message)` to reject an input; an input whose rejection message is new joins the
 //! corpus (a crude stand-in for coverage feedback). The random generator is a seeded
 //! xorshift (`VTDE_FUZZ_SEED`), so a run is reproducible up to its time budget.
@@ -51,6 +53,23 @@ pub fn budget() -> Duration {
         .unwrap_or(3.0);
     Duration::from_secs_f64(secs)
 }
+
+/// The most mutated inputs one target runs: `VTDE_FUZZ_RUNS`; by default 20000 when
+/// `VTDE_FUZZ_SECONDS` is not set (the CI run: the same inputs on every machine, at most
+/// 3 s of them), unlimited when it is (a long run is bounded by time only).
+pub fn max_runs() -> u64 {
+    let runs = std::env::var("VTDE_FUZZ_RUNS")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    match runs {
+        Some(n) => n,
+        None if std::env::var_os("VTDE_FUZZ_SECONDS").is_none() => DEFAULT_CI_RUNS,
+        None => u64::MAX,
+    }
+}
+
+/// Mutated inputs per target in the default (CI) run.
+pub const DEFAULT_CI_RUNS: u64 = 20_000;
 
 /// The random seed: `VTDE_FUZZ_SEED`, or one fixed per target name.
 pub fn rng_seed(target: &str) -> u64 {
@@ -936,6 +955,7 @@ pub struct Fuzzer<'a> {
     keep: Option<Box<KeepFn<'a>>>,
     max_len: usize,
     budget: Duration,
+    max_runs: u64,
     seed: u64,
     findings_dir: PathBuf,
 }
@@ -954,6 +974,7 @@ impl<'a> Fuzzer<'a> {
             keep: None,
             max_len: 1 << 20,
             budget: budget(),
+            max_runs: max_runs(),
             seed: rng_seed(name),
             findings_dir: target_dir().join("fuzz-findings").join(name),
         }
@@ -1019,6 +1040,12 @@ impl<'a> Fuzzer<'a> {
         self
     }
 
+    /// Overrides the most mutated inputs run.
+    pub fn max_runs(mut self, runs: u64) -> Self {
+        self.max_runs = runs;
+        self
+    }
+
     /// Overrides where findings are saved.
     pub fn findings_dir(mut self, dir: PathBuf) -> Self {
         self.findings_dir = dir;
@@ -1063,7 +1090,8 @@ impl<'a> Fuzzer<'a> {
             if i < self.seeds.len() {
                 input.clone_from(&self.seeds[i]);
             } else {
-                if start.elapsed() >= self.budget {
+                let mutated = (i - self.seeds.len()) as u64;
+                if start.elapsed() >= self.budget || mutated >= self.max_runs {
                     break;
                 }
                 let base = rng.below(corpus.len());
@@ -1074,13 +1102,20 @@ impl<'a> Fuzzer<'a> {
                     dictionary: &self.dictionary,
                     max_len: self.max_len,
                 };
-                match &self.mutate {
+                let mutated = std::panic::catch_unwind(AssertUnwindSafe(|| match &self.mutate {
                     Some(f) => f(&mut m, &mut input),
                     None => {
                         if !(self.json && !m.rng.one_in(5) && m.json(&mut input)) {
                             m.bytes(&mut input);
                         }
                     }
+                }));
+                if let Err(payload) = mutated {
+                    // A bug of the mutation, not of the target: say so, and fail.
+                    let message = lock(&LAST_PANIC).take().unwrap_or_default();
+                    eprintln!("fuzz {}: the mutation itself {message}", self.name);
+                    ACTIVE.store(false, Ordering::SeqCst);
+                    std::panic::resume_unwind(payload);
                 }
             }
             i += 1;
@@ -1449,6 +1484,7 @@ mod tests {
         let report = Fuzzer::new("selftest")
             .seed(b"hello world, this is a seed".to_vec())
             .budget(Duration::from_secs(2))
+            .max_runs(u64::MAX)
             .findings_dir(dir.clone())
             .run(&|data: &[u8]| {
                 if data.windows(2).any(|w| w == [0xff, 0xff]) {
@@ -1471,6 +1507,7 @@ mod tests {
         let report = Fuzzer::new("selftest-alloc")
             .seed(b"xxALLOCxx".to_vec())
             .budget(Duration::from_millis(500))
+            .max_runs(u64::MAX)
             .findings_dir(dir.clone())
             .run(&|data: &[u8]| {
                 if data.windows(5).any(|w| w == b"ALLOC") {

@@ -166,7 +166,7 @@ fn structured(rng: &mut Rng, input: &[u8]) -> Option<Vec<u8>> {
     match rng.below(8) {
         0 | 1 => {
             let t = &mut tensors[i];
-            let n: u64 = t.shape.iter().product();
+            let n = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d))?;
             let shape = match rng.below(8) {
                 0 => vec![],
                 1 => vec![0],
@@ -179,13 +179,13 @@ fn structured(rng: &mut Rng, input: &[u8]) -> Option<Vec<u8>> {
                     .iter()
                     .map(|&d| {
                         if rng.one_in(2) {
-                            d + 1
+                            d.saturating_add(1)
                         } else {
                             d.saturating_sub(1)
                         }
                     })
                     .collect(),
-                _ => t.shape.iter().map(|&d| d * 2).collect(),
+                _ => t.shape.iter().map(|&d| d.saturating_mul(2)).collect(),
             };
             t.shape = shape;
             fit(t, rng).then_some(())?;
@@ -273,12 +273,11 @@ fn fuzz_safetensors() {
         let deserialized = match &file {
             Ok(file) => {
                 for (name, view) in file.tensors() {
-                    let elements: usize = view.shape().iter().product();
-                    assert_eq!(
-                        view.data().len() * 8,
-                        elements * view.dtype().bitsize(),
-                        "tensor {name}"
-                    );
+                    let bits = view
+                        .shape()
+                        .iter()
+                        .try_fold(view.dtype().bitsize(), |a, &d| a.checked_mul(d));
+                    assert_eq!(view.data().len().checked_mul(8), bits, "tensor {name}");
                 }
                 true
             }
