@@ -15,6 +15,11 @@ use crate::preprocess::image::colour::cmyk_to_rgb;
 
 /// Decodes a TIFF's first image.
 pub(crate) fn decode(data: &[u8], request: &DecodeRequest<'_>) -> Result<RawDecoded, DecodeError> {
+    if !first_ifd_values_fit(data) {
+        return Err(DecodeError::Corrupt(
+            "a TIFF tag of the first image claims more bytes than the file holds".into(),
+        ));
+    }
     if let Some(result) = decode_cmyk(data, request) {
         return result;
     }
@@ -362,4 +367,73 @@ fn decode_palette(
             tiff.into_rgb(rgb, WHAT)
         }),
     )
+}
+
+/// Whether every entry of a classic TIFF's first IFD holds at most as many bytes as the
+/// file has. The `tiff` crate refuses an over-long entry too, but first prints it to
+/// stderr with a leftover `dbg!` (tiff 0.11.3, `decoder/ifd.rs`; found by `vtde-fuzz`: an
+/// ASCII BitsPerSample with count 0x7fffffff), and vtde's stderr holds one line per
+/// problem. Anything this cannot read (BigTIFF, a truncated header) is left to the decoders.
+fn first_ifd_values_fit(data: &[u8]) -> bool {
+    let little = match data.get(..4) {
+        Some([b'I', b'I', 42, 0]) => true,
+        Some([b'M', b'M', 0, 42]) => false,
+        _ => return true,
+    };
+    let read = |at: usize, n: usize| -> Option<u64> {
+        let bytes = data.get(at..at.checked_add(n)?)?;
+        Some(bytes.iter().enumerate().fold(0u64, |v, (i, &b)| {
+            let shift = if little { 8 * i } else { 8 * (n - 1 - i) };
+            v | (u64::from(b) << shift)
+        }))
+    };
+    let Some(ifd) = read(4, 4).and_then(|o| usize::try_from(o).ok()) else {
+        return true;
+    };
+    let Some(entries) = read(ifd, 2) else {
+        return true;
+    };
+    (0..entries as usize).all(|i| {
+        let entry = ifd + 2 + 12 * i;
+        let (Some(kind), Some(count)) = (read(entry + 2, 2), read(entry + 4, 4)) else {
+            return true;
+        };
+        // Bytes per value of TIFF's types 1..=18 (unknown types: 1, the least).
+        let size = match kind {
+            3 | 8 => 2,
+            4 | 9 | 11 | 13 => 4,
+            5 | 10 | 12 | 16 | 17 | 18 => 8,
+            _ => 1,
+        };
+        count.saturating_mul(size) <= data.len() as u64
+    })
+}
+
+#[cfg(test)]
+mod ifd_tests {
+    use super::first_ifd_values_fit;
+
+    /// A little-endian TIFF header and one IFD entry.
+    fn tiff(tag: u16, kind: u16, count: u32) -> Vec<u8> {
+        let mut d = b"II*\0".to_vec();
+        d.extend_from_slice(&8u32.to_le_bytes());
+        d.extend_from_slice(&1u16.to_le_bytes());
+        d.extend_from_slice(&tag.to_le_bytes());
+        d.extend_from_slice(&kind.to_le_bytes());
+        d.extend_from_slice(&count.to_le_bytes());
+        d.extend_from_slice(&0u32.to_le_bytes());
+        d.extend_from_slice(&0u32.to_le_bytes());
+        d
+    }
+
+    #[test]
+    fn an_entry_longer_than_the_file_is_caught_before_the_tiff_crate() {
+        // The fuzzer's finding: BitsPerSample (258) retyped ASCII (2), count 0x7fffffff.
+        assert!(!first_ifd_values_fit(&tiff(258, 2, 0x7fff_ffff)));
+        // Three SHORTs fit in a 26-byte file; 20 LONGs (80 bytes) do not.
+        assert!(first_ifd_values_fit(&tiff(258, 3, 3)));
+        assert!(!first_ifd_values_fit(&tiff(273, 4, 20)));
+        // Not a classic TIFF: left to the decoders.
+        assert!(first_ifd_values_fit(b"II+\0"));
+    }
 }
