@@ -213,53 +213,78 @@ fn decode_cmyk(
     )
 }
 
+/// A classic (not Big) TIFF's bytes, read in the file's byte order: what the patches
+/// and checks below need of its header and first IFD.
+struct ClassicTiff<'a> {
+    data: &'a [u8],
+    little: bool,
+}
+
+impl<'a> ClassicTiff<'a> {
+    /// `None` unless `data` starts with a classic TIFF header.
+    fn new(data: &'a [u8]) -> Option<Self> {
+        let little = match data.get(..4)? {
+            [b'I', b'I', 42, 0] => true,
+            [b'M', b'M', 0, 42] => false,
+            _ => return None,
+        };
+        Some(ClassicTiff { data, little })
+    }
+
+    /// The unsigned integer of `n` bytes (at most 8) at `at`.
+    fn uint(&self, at: usize, n: usize) -> Option<u64> {
+        let bytes = self.data.get(at..at.checked_add(n)?)?;
+        Some(bytes.iter().enumerate().fold(0u64, |v, (i, &b)| {
+            let shift = if self.little { 8 * i } else { 8 * (n - 1 - i) };
+            v | (u64::from(b) << shift)
+        }))
+    }
+
+    fn u16_at(&self, at: usize) -> Option<u16> {
+        self.uint(at, 2).and_then(|v| u16::try_from(v).ok())
+    }
+
+    fn u32_at(&self, at: usize) -> Option<u32> {
+        self.uint(at, 4).and_then(|v| u32::try_from(v).ok())
+    }
+
+    /// The offset of the first IFD and its number of entries.
+    fn first_ifd(&self) -> Option<(usize, usize)> {
+        let ifd = usize::try_from(self.u32_at(4)?).ok()?;
+        Some((ifd, usize::from(self.u16_at(ifd)?)))
+    }
+
+    fn u16_bytes(&self, v: u16) -> [u8; 2] {
+        if self.little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    }
+
+    fn u32_bytes(&self, v: u32) -> [u8; 4] {
+        if self.little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    }
+}
+
 /// A copy of a classic TIFF whose first IFD has no PhotometricInterpretation tag (262),
 /// with one of value `value` added: the IFD is rewritten, with the tag in its sorted
 /// place, at the end of the copy, and the header points to it (everything else stays
 /// where it is, so every offset in the file stays valid). `None` for anything else
 /// (BigTIFF, a tag already there, a truncated IFD).
 fn with_photometric_tag(data: &[u8], value: u16) -> Option<Vec<u8>> {
-    let little = match data.get(..4)? {
-        [b'I', b'I', 42, 0] => true,
-        [b'M', b'M', 0, 42] => false,
-        _ => return None,
-    };
-    let u16_at = |at: usize| -> Option<u16> {
-        let b: [u8; 2] = data.get(at..at.checked_add(2)?)?.try_into().ok()?;
-        Some(if little {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
-        })
-    };
-    let u16_bytes = |v: u16| {
-        if little {
-            v.to_le_bytes()
-        } else {
-            v.to_be_bytes()
-        }
-    };
-    let u32_bytes = |v: u32| {
-        if little {
-            v.to_le_bytes()
-        } else {
-            v.to_be_bytes()
-        }
-    };
-    let ifd: [u8; 4] = data.get(4..8)?.try_into().ok()?;
-    let ifd = if little {
-        u32::from_le_bytes(ifd)
-    } else {
-        u32::from_be_bytes(ifd)
-    };
-    let ifd = usize::try_from(ifd).ok()?;
-    let count = usize::from(u16_at(ifd)?);
+    let tiff = ClassicTiff::new(data)?;
+    let (ifd, count) = tiff.first_ifd()?;
     let entries_start = ifd.checked_add(2)?;
     let entries_end = entries_start.checked_add(count.checked_mul(12)?)?;
     let entries = data.get(entries_start..entries_end)?;
     let next_ifd = data.get(entries_end..entries_end.checked_add(4)?)?;
     let tags: Vec<u16> = (0..count)
-        .map(|i| u16_at(entries_start + 12 * i))
+        .map(|i| tiff.u16_at(entries_start + 12 * i))
         .collect::<Option<_>>()?;
     if tags.contains(&262) {
         return None;
@@ -270,20 +295,20 @@ fn with_photometric_tag(data: &[u8], value: u16) -> Option<Vec<u8>> {
         out.push(0);
     }
     let new_ifd = u32::try_from(out.len()).ok()?;
-    out.extend_from_slice(&u16_bytes(u16::try_from(count + 1).ok()?));
+    out.extend_from_slice(&tiff.u16_bytes(u16::try_from(count + 1).ok()?));
     // Tag 262, type SHORT (3), count 1, the value in the first 2 bytes of the field.
     let mut photometric = Vec::with_capacity(12);
-    photometric.extend_from_slice(&u16_bytes(262));
-    photometric.extend_from_slice(&u16_bytes(3));
-    photometric.extend_from_slice(&u32_bytes(1));
-    photometric.extend_from_slice(&u16_bytes(value));
+    photometric.extend_from_slice(&tiff.u16_bytes(262));
+    photometric.extend_from_slice(&tiff.u16_bytes(3));
+    photometric.extend_from_slice(&tiff.u32_bytes(1));
+    photometric.extend_from_slice(&tiff.u16_bytes(value));
     photometric.extend_from_slice(&[0, 0]);
     let at = tags.iter().position(|&t| t > 262).unwrap_or(count);
     out.extend_from_slice(&entries[..12 * at]);
     out.extend_from_slice(&photometric);
     out.extend_from_slice(&entries[12 * at..]);
     out.extend_from_slice(next_ifd);
-    out[4..8].copy_from_slice(&u32_bytes(new_ifd));
+    out[4..8].copy_from_slice(&tiff.u32_bytes(new_ifd));
     Some(out)
 }
 
@@ -291,36 +316,15 @@ fn with_photometric_tag(data: &[u8], value: u16) -> Option<Vec<u8>> {
 /// is RGB palette (3): the byte offset of the 2-byte value. `None` for anything else
 /// (BigTIFF, other interpretations, truncated headers).
 fn tiff_palette_photometric_offset(data: &[u8]) -> Option<usize> {
-    let little = match data.get(..4)? {
-        [b'I', b'I', 42, 0] => true,
-        [b'M', b'M', 0, 42] => false,
-        _ => return None,
-    };
-    let u16_at = |at: usize| -> Option<u16> {
-        let b: [u8; 2] = data.get(at..at.checked_add(2)?)?.try_into().ok()?;
-        Some(if little {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
-        })
-    };
-    let u32_at = |at: usize| -> Option<u32> {
-        let b: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(if little {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
-    let ifd = usize::try_from(u32_at(4)?).ok()?;
-    let entries = usize::from(u16_at(ifd)?);
+    let tiff = ClassicTiff::new(data)?;
+    let (ifd, entries) = tiff.first_ifd()?;
     (0..entries).find_map(|i| {
         let entry = ifd.checked_add(2)?.checked_add(i.checked_mul(12)?)?;
         // Tag 262, type SHORT (3), count 1: the value sits in the first two bytes of the
         // value field.
-        (u16_at(entry)? == 262 && u16_at(entry + 2)? == 3 && u32_at(entry + 4)? == 1)
+        (tiff.u16_at(entry)? == 262 && tiff.u16_at(entry + 2)? == 3 && tiff.u32_at(entry + 4)? == 1)
             .then_some(entry + 8)
-            .filter(|&at| u16_at(at) == Some(3))
+            .filter(|&at| tiff.u16_at(at) == Some(3))
     })
 }
 
@@ -375,27 +379,15 @@ fn decode_palette(
 /// ASCII BitsPerSample with count 0x7fffffff), and vtde's stderr holds one line per
 /// problem. Anything this cannot read (BigTIFF, a truncated header) is left to the decoders.
 fn first_ifd_values_fit(data: &[u8]) -> bool {
-    let little = match data.get(..4) {
-        Some([b'I', b'I', 42, 0]) => true,
-        Some([b'M', b'M', 0, 42]) => false,
-        _ => return true,
-    };
-    let read = |at: usize, n: usize| -> Option<u64> {
-        let bytes = data.get(at..at.checked_add(n)?)?;
-        Some(bytes.iter().enumerate().fold(0u64, |v, (i, &b)| {
-            let shift = if little { 8 * i } else { 8 * (n - 1 - i) };
-            v | (u64::from(b) << shift)
-        }))
-    };
-    let Some(ifd) = read(4, 4).and_then(|o| usize::try_from(o).ok()) else {
+    let Some(tiff) = ClassicTiff::new(data) else {
         return true;
     };
-    let Some(entries) = read(ifd, 2) else {
+    let Some((ifd, entries)) = tiff.first_ifd() else {
         return true;
     };
-    (0..entries as usize).all(|i| {
+    (0..entries).all(|i| {
         let entry = ifd + 2 + 12 * i;
-        let (Some(kind), Some(count)) = (read(entry + 2, 2), read(entry + 4, 4)) else {
+        let (Some(kind), Some(count)) = (tiff.uint(entry + 2, 2), tiff.uint(entry + 4, 4)) else {
             return true;
         };
         // Bytes per value of TIFF's types 1..=18 (unknown types: 1, the least).
