@@ -5,19 +5,23 @@
 //! A library of its own, apart from the command line: each benchmark takes a plain
 //! settings struct (with a [`vtde_runtime::RuntimeOptions`] where a model is opened) and
 //! prints its report on stdout, progress on stderr. `vtde bench model|memory|preprocess`
-//! converts its flags into these settings and calls [`model::run`], [`memory::run`] or
-//! [`preprocess::run`].
+//! converts its flags into these settings and calls [`model::run`], [`memory::run`],
+//! [`preprocess::run`] or [`folder::run`].
 //!
 //! - [`model`]: throughput of a package's graphs, against torch eager and
 //!   `torch.onnx.export` + onnxruntime (`tools/bench_model.py`).
 //! - [`memory`]: resident memory over many runs (the bound of docs/design.md, leak check).
+//! - [`folder`]: a folder run end to end against the model alone and the decoding pool
+//!   alone (Rust only: where the time of `vtde score` goes on the user's machine).
 //! - [`preprocess`]: image decoding and preprocessing per image, against PIL +
 //!   transformers' processors (`tools/bench_preprocess.py`).
 
+pub mod folder;
 pub mod memory;
 pub mod model;
 pub mod preprocess;
 
+pub use folder::FolderBenchSettings;
 pub use memory::MemoryBenchSettings;
 pub use model::ModelBenchSettings;
 pub use preprocess::PreprocessBenchSettings;

@@ -5,7 +5,8 @@
 //! reported apart, as it may fill the checksum cache). Then, on deterministic random
 //! inputs, each *shape* is measured: the vision graph at each batch size, the text graph
 //! at 32 texts of each length, the projection head at each batch size (that many image
-//! and text feature rows).
+//! and text feature rows), and a *query*: one image and one short text through all three
+//! graphs in turn, as an interactive app asks (no baseline runs it).
 //!
 //! With `--checkpoint` and `--python`, `tools/bench_model.py --serve` runs beside vtde
 //! and measures the same shapes in torch eager and in onnxruntime on a
@@ -64,7 +65,12 @@ enum Shape {
     Vision(usize),
     Text(usize),
     Head(usize),
+    /// One image, one text of [`QUERY_TOKENS`] tokens, and the projection of both.
+    Query,
 }
+
+/// Tokens of the query's text (a short caption).
+const QUERY_TOKENS: usize = 16;
 
 impl Shape {
     fn label(self) -> String {
@@ -72,6 +78,7 @@ impl Shape {
             Shape::Vision(b) => format!("vision b{b}"),
             Shape::Text(s) => format!("text {TEXT_BATCH}x{s}"),
             Shape::Head(b) => format!("head b{b}"),
+            Shape::Query => "query b1 (3 graphs)".to_owned(),
         }
     }
 
@@ -80,6 +87,7 @@ impl Shape {
         match self {
             Shape::Vision(b) | Shape::Head(b) => b,
             Shape::Text(_) => TEXT_BATCH,
+            Shape::Query => 1,
         }
     }
 
@@ -89,6 +97,7 @@ impl Shape {
             Shape::Vision(b) => ("vision", b),
             Shape::Text(s) => ("text", s),
             Shape::Head(b) => ("head", b),
+            Shape::Query => ("query", 1),
         };
         serde_json::json!({"engine": engine, "graph": graph, "size": size, "repeats": repeats})
     }
@@ -108,6 +117,7 @@ struct Inputs {
     pixels: Vec<(usize, Array4<f32>)>,
     texts: Vec<(usize, TextBatch)>,
     features: Vec<(usize, Array2<f32>, Array2<f32>)>,
+    query: (Array4<f32>, TextBatch),
 }
 
 impl VtdeEngine {
@@ -141,6 +151,12 @@ impl VtdeEngine {
                     .ok_or_else(|| find("feature"))?;
                 self.model.project(image.view(), text.view()).map(drop)?;
             }
+            Shape::Query => {
+                let (pixels, text) = &self.inputs.query;
+                let image = self.model.image_features(pixels.view())?;
+                let text = self.model.text_features(text)?;
+                self.model.project(image.view(), text.view()).map(drop)?;
+            }
         }
         Ok(())
     }
@@ -172,6 +188,7 @@ pub fn run(args: &ModelBenchSettings) -> Result<()> {
         }
     }
     shapes.extend(args.batch_sizes.iter().map(|&b| Shape::Head(b)));
+    shapes.push(Shape::Query);
 
     let export_dir = std::env::temp_dir().join(format!("vtde-bench-{}", std::process::id()));
     let mut python = match (&args.checkpoint, &args.python) {
@@ -208,7 +225,7 @@ pub fn run(args: &ModelBenchSettings) -> Result<()> {
                 })?;
                 round_rates[i][j] = rate;
             }
-            if let Some(python) = python.as_mut() {
+            if let (Some(python), false) = (python.as_mut(), shape == Shape::Query) {
                 for (k, (engine, _)) in baseline_names.iter().enumerate() {
                     round_rates[i][engines.len() + k] =
                         python.measure(shape, engine, args.repeats)?;
@@ -369,10 +386,15 @@ fn make_inputs(model: &Model, args: &ModelBenchSettings) -> Inputs {
         .filter(|&&s| s <= m.text.max_length)
         .map(|&s| (s, super::random_text_batch(model, TEXT_BATCH, s, &mut seed)))
         .collect();
+    let query = (
+        Array4::from_shape_fn((1, 3, h, w), |_| uniform()),
+        super::random_text_batch(model, 1, QUERY_TOKENS.min(m.text.max_length), &mut seed),
+    );
     Inputs {
         pixels,
         texts,
         features,
+        query,
     }
 }
 

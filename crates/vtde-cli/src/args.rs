@@ -110,13 +110,18 @@ pub struct RuntimeArgs {
     /// memory held between runs, slightly slower runs.
     #[arg(long = "no-memory-arena")]
     pub no_memory_arena: bool,
-    /// Let idle ONNX Runtime threads busy-wait for the next operator (ONNX Runtime's own
-    /// default). Off by default: each graph's session has its own thread pool, and pools
-    /// spinning after one graph take the cores from the next graph and from image
-    /// decoding (measured: vision + text + projection in turn at batch 1 ran 2.2 times
-    /// as fast without spinning; a single graph at batch 1 at most 6% slower).
-    #[arg(long)]
+    /// Idle ONNX Runtime threads sleep at once instead of busy-waiting a moment for the
+    /// next operator (ONNX Runtime's and vtde's default is to spin; see
+    /// docs/performance.md). Less CPU burnt between calls, slower runs.
+    #[arg(long = "no-spin")]
+    pub no_spin: bool,
+    /// Spinning is the default now: kept so that scripts passing it still work.
+    #[arg(long, hide = true, conflicts_with = "no_spin")]
     pub spin: bool,
+    /// Give each graph's session a thread pool of its own instead of the one
+    /// process-wide pool all graphs share (the default; see docs/performance.md).
+    #[arg(long = "own-thread-pools")]
+    pub own_thread_pools: bool,
     /// Execution provider to run the graphs on; repeat for an order of preference
     /// (`--provider tensorrt --provider cuda`). Default: cpu. A provider that cannot
     /// start is an error (exit 2) naming the graph, the provider and the cause, unless
@@ -288,6 +293,10 @@ pub struct PipelineArgs {
     /// core; they sleep when they are ahead of the model).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub decode_threads: Option<u32>,
+    /// Decode at the same scheduling priority as the model instead of a lower one (the
+    /// default lowers it so that the model's threads get the cores first; Linux only).
+    #[arg(long = "normal-priority-decoding")]
+    pub normal_priority_decoding: bool,
     /// Turn images upright as their EXIF orientation tag says, as photo viewers and
     /// phones show them (the default).
     #[arg(long, overrides_with = "no_exif_orientation")]
@@ -473,6 +482,24 @@ pub enum BenchCommand {
     /// docs/design.md (1.5 × the graphs' bytes plus one batch), and growth per run (leak
     /// check).
     Memory(BenchMemoryArgs),
+    /// A folder run end to end, next to the model alone and the decoding pool alone, in
+    /// interleaved rounds: where the time of `vtde score` goes on this machine.
+    Folder(BenchFolderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchFolderArgs {
+    /// Package directory made by `vtde export`.
+    pub package: PathBuf,
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Rounds: in each, every measurement is made once, in turn.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Debug, Args)]

@@ -19,9 +19,10 @@ use vtde_runtime::{
 };
 
 use crate::args::{
-    BenchMemoryArgs, BenchModelArgs, BenchPreprocessArgs, CoreMlFormat, CoreMlUnits, EmbedArgs,
-    EmbedTextArgs, ExportArgs, Format, InfoArgs, InputArgs, MergeArgs, Optimization, PipelineArgs,
-    ProviderName, RuntimeArgs, ScoreArgs, SearchArgs, Shard, WarmupArgs,
+    BenchFolderArgs, BenchMemoryArgs, BenchModelArgs, BenchPreprocessArgs, CoreMlFormat,
+    CoreMlUnits, EmbedArgs, EmbedTextArgs, ExportArgs, Format, InfoArgs, InputArgs, MergeArgs,
+    Optimization, PipelineArgs, ProviderName, RuntimeArgs, ScoreArgs, SearchArgs, Shard,
+    WarmupArgs,
 };
 use crate::formats::score_file::{default_errors_path, ScoreSettings};
 use crate::inputs::{self, ImageReading, Input, Selection};
@@ -297,7 +298,8 @@ pub fn runtime_options(args: &RuntimeArgs, image: ImageOptions) -> RuntimeOption
             Optimization::All => OptimizationLevel::All,
         })
         .with_memory_arena(!args.no_memory_arena)
-        .with_spinning(args.spin)
+        .with_spinning(!args.no_spin)
+        .with_shared_thread_pool(!args.own_thread_pools)
         .with_precision(args.precision)
         .with_image_options(image);
     if let Some(library) = &args.onnxruntime {
@@ -361,6 +363,7 @@ fn pipeline_runtime_options(
     if let Some(threads) = pipeline.decode_threads {
         image = image.with_decode_threads(threads as usize);
     }
+    image = image.with_low_priority_decoding(!pipeline.normal_priority_decoding);
     runtime_options(runtime, image).with_batch_size(pipeline.batch_size as usize)
 }
 
@@ -461,6 +464,21 @@ pub fn bench_memory(args: &BenchMemoryArgs) -> Result<vtde_bench::MemoryBenchSet
         seq_len: args.seq_len,
         samples: args.samples,
         runtime: runtime_options(&args.runtime, ImageOptions::default()),
+    })
+}
+
+/// `vtde bench folder`: the files the input flags select, and the run's options.
+pub fn bench_folder(args: &BenchFolderArgs) -> Result<vtde_bench::FolderBenchSettings> {
+    let reading = image_reading(&args.pipeline);
+    let inputs = Inputs::from_args(&args.input).collect();
+    if inputs.is_empty() {
+        bail!("no image files under the paths given");
+    }
+    Ok(vtde_bench::FolderBenchSettings {
+        package: args.package.clone(),
+        images: inputs.into_iter().map(|input| input.path).collect(),
+        rounds: args.rounds as usize,
+        runtime: pipeline_runtime_options(&args.runtime, &args.pipeline, &reading),
     })
 }
 

@@ -91,9 +91,13 @@ impl Model {
                 ExecutionProvider::Cuda { .. } | ExecutionProvider::TensorRt(_)
             )
         });
-        let runtime =
-            onnxruntime::load_preferring_gpu(options.onnxruntime_library.as_deref(), wants_gpu)?;
-        let config = options.session_config();
+        let runtime = onnxruntime::load_preferring_gpu(
+            options.onnxruntime_library.as_deref(),
+            wants_gpu,
+            options.wanted_shared_pool(),
+        )?;
+        let mut config = options.session_config();
+        config.shared_pool = options.fits_shared_pool(runtime.shared_pool());
         let targets = graph_targets(&package, options)?;
         let contracts = GraphKind::ALL
             .into_iter()
@@ -192,6 +196,12 @@ impl Model {
         ]
     }
 
+    /// Whether the graphs run on the process-wide thread pool
+    /// ([`RuntimeOptions::shared_thread_pool`]) rather than on pools of their own.
+    pub fn shares_thread_pool(&self) -> bool {
+        self.vision.shares_thread_pool()
+    }
+
     /// The ONNX Runtime library in use.
     pub fn onnxruntime_library(&self) -> &Path {
         self.runtime.library_path()
@@ -201,6 +211,11 @@ impl Model {
     /// [`ImagePreprocessor::preprocess_into`]).
     pub fn image_preprocessor(&self) -> &ImagePreprocessor {
         &self.image
+    }
+
+    /// Items per graph run and images per pipeline batch ([`RuntimeOptions::batch_size`]).
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
     }
 
     /// How this model reads image files ([`RuntimeOptions::image`]).

@@ -32,6 +32,12 @@
 //! was built for; on success it returns an `EnvironmentBuilder` whose `build()` creates
 //! the process-wide environment. Once a library is loaded, `init_from` ignores its
 //! argument and succeeds, which is why the runtime remembers the loaded path itself.
+//!
+//! The environment owns ONNX Runtime's *global* intra-op thread pool ([`SharedThreadPool`]),
+//! which every session of every model uses unless its thread settings differ from the
+//! pool's (see [`RuntimeOptions::shared_thread_pool`](crate::RuntimeOptions)). The pool
+//! is made with the environment, so its size and spinning are those of the first load:
+//! the first [`Model::open`](crate::Model::open) in a process decides them.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -41,10 +47,31 @@ use crate::error::{Error, LibraryAttempt, Result, ORT_FIX_HINT};
 /// The ONNX Runtime version the runtime is built and tested against.
 pub const ONNXRUNTIME_VERSION: &str = "1.31.1";
 
+/// The process-wide intra-op thread pool that sessions share: its size and whether its
+/// idle threads spin. Made once, with the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SharedThreadPool {
+    /// Threads (0: ONNX Runtime's default, one per physical core).
+    pub intra_op_threads: usize,
+    /// Whether idle threads spin before sleeping.
+    pub spinning: bool,
+}
+
+impl Default for SharedThreadPool {
+    fn default() -> Self {
+        let defaults = crate::RuntimeOptions::default();
+        SharedThreadPool {
+            intra_op_threads: 0,
+            spinning: defaults.intra_op_spinning,
+        }
+    }
+}
+
 /// A loaded ONNX Runtime: the library's path and the process-wide environment.
 pub(crate) struct OnnxRuntime {
     path: PathBuf,
     environment: ort::environment::Environment,
+    pool: SharedThreadPool,
 }
 
 impl OnnxRuntime {
@@ -56,6 +83,11 @@ impl OnnxRuntime {
     /// The process-wide `ort` environment, in which every session is created.
     pub(crate) fn environment(&self) -> &ort::environment::Environment {
         &self.environment
+    }
+
+    /// The environment's shared intra-op thread pool.
+    pub(crate) fn shared_pool(&self) -> SharedThreadPool {
+        self.pool
     }
 }
 
@@ -96,15 +128,18 @@ struct Candidate {
 /// library file or a folder holding one. See the module documentation for the search
 /// order and for what a second call does.
 pub(crate) fn load(explicit: Option<&Path>) -> Result<&'static OnnxRuntime> {
-    load_preferring_gpu(explicit, false)
+    load_preferring_gpu(explicit, false, SharedThreadPool::default())
 }
 
 /// [`load`]; with `gpu`, the GPU build that `tools/fetch-onnxruntime.sh --gpu` lays out
 /// (`onnxruntime/<version>-gpu/` beside each cache folder searched) comes before the CPU
-/// one, so that asking for a GPU provider finds it with no path given.
+/// one, so that asking for a GPU provider finds it with no path given. `pool` is the
+/// shared thread pool to make if this call creates the environment (a later call gets
+/// the pool the first one made).
 pub(crate) fn load_preferring_gpu(
     explicit: Option<&Path>,
     gpu: bool,
+    pool: SharedThreadPool,
 ) -> Result<&'static OnnxRuntime> {
     if let Some(rt) = RUNTIME.get() {
         return check_same(rt, explicit);
@@ -134,21 +169,31 @@ pub(crate) fn load_preferring_gpu(
         }
         match ort::init_from(&candidate.path) {
             Ok(builder) => {
+                let init_error = |message: String| Error::OnnxRuntimeInit {
+                    path: candidate.path.clone(),
+                    message,
+                };
+                // Inter-op threads only serve parallel execution, which sessions on the
+                // shared pool do not use (a model asking for it gets its own pools).
+                let threading = ort::environment::GlobalThreadPoolOptions::default()
+                    .with_intra_threads(pool.intra_op_threads)
+                    .and_then(|t| t.with_inter_threads(1))
+                    .and_then(|t| t.with_spin_control(pool.spinning))
+                    .map_err(|e| init_error(e.to_string()))?;
                 let environment = builder
                     .with_name("vtde")
+                    .with_global_thread_pool(threading)
                     .with_telemetry(false)
                     .with_logger(std::sync::Arc::new(crate::session::placement::log_message))
                     .build()
-                    .map_err(|e| Error::OnnxRuntimeInit {
-                        path: candidate.path.clone(),
-                        message: e.to_string(),
-                    })?;
+                    .map_err(|e| init_error(e.to_string()))?;
                 // `ort` creates a custom-logger environment at the verbose level; only
                 // session creation needs that (see `session::placement`).
                 environment.set_log_level(ort::logging::LogLevel::Warning);
                 let rt = OnnxRuntime {
                     path: candidate.path,
                     environment,
+                    pool,
                 };
                 return Ok(RUNTIME.get_or_init(|| rt));
             }

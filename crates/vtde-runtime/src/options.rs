@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use vtde_package::Precision;
 
+use crate::onnxruntime::SharedThreadPool;
 use crate::package::PackageOptions;
 use crate::preprocess::image::ImageOptions;
 use crate::session::{ExecutionProvider, OptimizationLevel, SessionConfig};
@@ -77,12 +78,19 @@ pub struct RuntimeOptions {
     /// repeated runs at one shape; off returns memory to the system after each run, for
     /// long-lived processes whose batch shapes vary a lot.
     pub memory_arena: bool,
-    /// Whether idle intra-op threads spin before sleeping (ONNX Runtime's default; here
-    /// off by default). Every session has its own intra-op pool, so the pool of the graph
-    /// that just ran spins while the next graph (or image decoding) needs the cores:
-    /// measured on 2 cores, vision + text + projection run in turn at batch 1 took 2.2
-    /// times as long with spinning; one graph alone at batch 1 gains at most 6% from it.
+    /// Whether idle intra-op threads spin before sleeping (ONNX Runtime's default, and
+    /// vtde's). SPIN_DOC_PLACEHOLDER
     pub intra_op_spinning: bool,
+    /// Run every graph on ONNX Runtime's process-wide intra-op thread pool (default on)
+    /// instead of a pool per session. One pool serves the vision, text and projection
+    /// graphs in turn, so a pool that just finished never spins on cores the next graph
+    /// needs, and a process holds one set of threads however many sessions it opens.
+    /// The pool is made by the first model opened in the process, with that model's
+    /// `intra_op_threads` and `intra_op_spinning`; a later model whose settings differ
+    /// (or that asks for more than one inter-op thread) gets pools of its own, as with
+    /// this off. [`Model::shares_thread_pool`](crate::Model::shares_thread_pool) tells
+    /// which.
+    pub shared_thread_pool: bool,
     /// How image files are read by [`Model::stream_image_files`](crate::Model::stream_image_files)
     /// and [`Model::embed_image_files`](crate::Model::embed_image_files): pixel limit,
     /// EXIF orientation, JPEG DCT scaling, decoding threads.
@@ -102,7 +110,8 @@ impl Default for RuntimeOptions {
             package: PackageOptions::default(),
             batch_size: 32,
             memory_arena: true,
-            intra_op_spinning: false,
+            intra_op_spinning: true,
+            shared_thread_pool: true,
             image: ImageOptions::default(),
         }
     }
@@ -189,6 +198,12 @@ impl RuntimeOptions {
         self
     }
 
+    /// Sets [`RuntimeOptions::shared_thread_pool`].
+    pub fn with_shared_thread_pool(mut self, on: bool) -> Self {
+        self.shared_thread_pool = on;
+        self
+    }
+
     /// Sets [`RuntimeOptions::image`].
     pub fn with_image_options(mut self, image: ImageOptions) -> Self {
         self.image = image;
@@ -207,7 +222,26 @@ impl RuntimeOptions {
             max_sessions: self.max_sessions_per_graph.unwrap_or(defaults.max_sessions),
             memory_arena: self.memory_arena,
             intra_op_spinning: self.intra_op_spinning,
+            // Decided in `Model::open`, once the environment's pool is known.
+            shared_pool: false,
         }
+    }
+
+    /// The shared thread pool these options would make as the first in the process.
+    pub(crate) fn wanted_shared_pool(&self) -> SharedThreadPool {
+        SharedThreadPool {
+            intra_op_threads: self
+                .intra_op_threads
+                .map_or(0, |n| n.min(MAX_INTRA_OP_THREADS)),
+            spinning: self.intra_op_spinning,
+        }
+    }
+
+    /// Whether a model opened with these options runs on `pool`, the environment's.
+    pub(crate) fn fits_shared_pool(&self, pool: SharedThreadPool) -> bool {
+        self.shared_thread_pool
+            && self.inter_op_threads.is_none_or(|n| n <= 1)
+            && self.wanted_shared_pool() == pool
     }
 }
 

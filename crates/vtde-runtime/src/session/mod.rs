@@ -63,12 +63,11 @@ pub(crate) struct SessionConfig {
     /// repeated runs at one shape; off returns memory to the system after each run, for
     /// long-lived processes whose batch shapes vary a lot.
     pub memory_arena: bool,
-    /// Whether idle intra-op threads spin before sleeping (ONNX Runtime's default; here
-    /// off by default). Every session has its own intra-op pool, so the pool of the graph
-    /// that just ran spins while the next graph (or image decoding) needs the cores:
-    /// measured on 2 cores, vision + text + projection run in turn at batch 1 took 2.2
-    /// times as long with spinning; one graph alone at batch 1 gains at most 6% from it.
+    /// Whether idle intra-op threads spin before sleeping (a session's own pool only).
     pub intra_op_spinning: bool,
+    /// Run on the environment's shared intra-op pool; the thread settings above then do
+    /// not apply (they are the pool's already).
+    pub shared_pool: bool,
 }
 
 impl Default for SessionConfig {
@@ -81,7 +80,8 @@ impl Default for SessionConfig {
             fallback_to_cpu: false,
             max_sessions: 2,
             memory_arena: true,
-            intra_op_spinning: false,
+            intra_op_spinning: true,
+            shared_pool: false,
         }
     }
 }
@@ -172,6 +172,11 @@ impl SessionPool {
     /// Where the graph runs.
     pub(crate) fn placement(&self) -> &GraphPlacement {
         &self.placement
+    }
+
+    /// Whether the sessions run on the environment's shared thread pool.
+    pub(crate) fn shares_thread_pool(&self) -> bool {
+        self.config.shared_pool
     }
 
     /// Number of sessions created so far.
@@ -326,21 +331,27 @@ impl SessionPool {
             .map_err(|e| err(e.to_string()))?
             .with_log_level(ort::logging::LogLevel::Verbose)
             .map_err(|e| err(e.to_string()))?;
-        if let Some(n) = c.intra_op_threads {
+        if !c.shared_pool {
+            // `ort` puts a session on the environment's pool unless told otherwise.
             builder = builder
-                .with_intra_threads(n)
+                .with_independent_thread_pool()
+                .map_err(|e| err(e.to_string()))?;
+            if let Some(n) = c.intra_op_threads {
+                builder = builder
+                    .with_intra_threads(n)
+                    .map_err(|e| err(e.to_string()))?;
+            }
+            if let Some(n) = c.inter_op_threads {
+                builder = builder
+                    .with_inter_threads(n)
+                    .map_err(|e| err(e.to_string()))?
+                    .with_parallel_execution(n > 1)
+                    .map_err(|e| err(e.to_string()))?;
+            }
+            builder = builder
+                .with_intra_op_spinning(c.intra_op_spinning)
                 .map_err(|e| err(e.to_string()))?;
         }
-        if let Some(n) = c.inter_op_threads {
-            builder = builder
-                .with_inter_threads(n)
-                .map_err(|e| err(e.to_string()))?
-                .with_parallel_execution(n > 1)
-                .map_err(|e| err(e.to_string()))?;
-        }
-        builder = builder
-            .with_intra_op_spinning(c.intra_op_spinning)
-            .map_err(|e| err(e.to_string()))?;
         if !c.memory_arena {
             builder = builder
                 .with_memory_pattern(false)

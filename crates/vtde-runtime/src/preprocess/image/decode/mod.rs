@@ -86,6 +86,12 @@ pub struct ImageOptions {
     /// ([`Model::stream_image_files`](crate::Model::stream_image_files)). `None`: one per
     /// available core. At most 1024 are used.
     pub threads: Option<usize>,
+    /// Run those threads at a lower scheduling priority than the model's (default true;
+    /// Linux: nice +10 per thread; elsewhere no effect). The model's threads meet at a
+    /// barrier after every parallel operator, so one of them preempted by a decoder
+    /// stalls all the others; at a lower priority the decoders take the cores when the
+    /// model leaves them idle instead. See docs/performance.md for the measurements.
+    pub low_priority_decoding: bool,
 }
 
 impl Default for ImageOptions {
@@ -95,6 +101,7 @@ impl Default for ImageOptions {
             max_pixels: DEFAULT_MAX_PIXELS,
             jpeg_dct_scaling: false,
             threads: None,
+            low_priority_decoding: true,
         }
     }
 }
@@ -121,6 +128,12 @@ impl ImageOptions {
     /// Sets [`ImageOptions::threads`], clamped to `1..=1024`.
     pub fn with_decode_threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads.clamp(1, MAX_DECODE_THREADS));
+        self
+    }
+
+    /// Sets [`ImageOptions::low_priority_decoding`].
+    pub fn with_low_priority_decoding(mut self, low: bool) -> Self {
+        self.low_priority_decoding = low;
         self
     }
 
