@@ -538,9 +538,15 @@ fn print_table(
          {threads} intra-op threads",
         args.rounds, args.repeats
     );
-    println!("ratio = vtde / baseline, the median of the per-round ratios");
+    println!(
+        "ratio = vtde / baseline, and each precision after the first / the first: the \
+         median of the per-round ratios"
+    );
     let mut header = vec!["shape".to_owned()];
     header.extend(names.iter().cloned());
+    for name in &names[1..vtde_columns] {
+        header.push(format!("{name}/{}", names[0]));
+    }
     for name in &names[..vtde_columns] {
         for base in &names[vtde_columns..] {
             let base = match base.as_str() {
@@ -574,6 +580,10 @@ fn print_table(
                 "{:.1}",
                 median(rates.iter().map(|r| r[i][j]).collect())
             ));
+        }
+        for j in 1..vtde_columns {
+            let ratio = median(rates.iter().map(|r| r[i][j] / r[i][0]).collect());
+            cells.push(format!("{ratio:.2}x"));
         }
         for j in 0..vtde_columns {
             for k in vtde_columns..names.len() {

@@ -110,13 +110,11 @@ pub struct RuntimeArgs {
     /// memory held between runs, slightly slower runs.
     #[arg(long = "no-memory-arena")]
     pub no_memory_arena: bool,
-    /// Idle ONNX Runtime threads sleep at once instead of busy-waiting a moment for the
-    /// next operator (ONNX Runtime's and vtde's default is to spin; see
-    /// docs/performance.md). Less CPU burnt between calls, slower runs.
-    #[arg(long = "no-spin")]
-    pub no_spin: bool,
-    /// Spinning is the default now: kept so that scripts passing it still work.
-    #[arg(long, hide = true, conflicts_with = "no_spin")]
+    /// Let idle ONNX Runtime threads busy-wait a moment for the next operator before they
+    /// sleep (ONNX Runtime's own default; off in vtde: measured slower end to end on
+    /// folders, where decoding needs the cores between batches, and no faster on single
+    /// queries; see docs/performance.md).
+    #[arg(long)]
     pub spin: bool,
     /// Give each graph's session a thread pool of its own instead of the one
     /// process-wide pool all graphs share (the default; see docs/performance.md).

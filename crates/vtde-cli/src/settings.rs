@@ -298,7 +298,7 @@ pub fn runtime_options(args: &RuntimeArgs, image: ImageOptions) -> RuntimeOption
             Optimization::All => OptimizationLevel::All,
         })
         .with_memory_arena(!args.no_memory_arena)
-        .with_spinning(!args.no_spin)
+        .with_spinning(args.spin)
         .with_shared_thread_pool(!args.own_thread_pools)
         .with_precision(args.precision)
         .with_image_options(image);

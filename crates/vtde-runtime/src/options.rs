@@ -78,8 +78,12 @@ pub struct RuntimeOptions {
     /// repeated runs at one shape; off returns memory to the system after each run, for
     /// long-lived processes whose batch shapes vary a lot.
     pub memory_arena: bool,
-    /// Whether idle intra-op threads spin before sleeping (ONNX Runtime's default, and
-    /// vtde's). SPIN_DOC_PLACEHOLDER
+    /// Whether idle intra-op threads spin a moment before sleeping (ONNX Runtime's
+    /// default; off here). Measured on 2 cores with the shared pool (docs/performance.md):
+    /// off, folder runs end to end were 4–11% faster (spinning threads take the cores
+    /// that decoding needs between batches) and the int8 text tower ran about 1.4 times
+    /// as fast; single graphs at batch 32 and one query through all three graphs were
+    /// equal within the noise.
     pub intra_op_spinning: bool,
     /// Run every graph on ONNX Runtime's process-wide intra-op thread pool (default on)
     /// instead of a pool per session. One pool serves the vision, text and projection
@@ -110,7 +114,7 @@ impl Default for RuntimeOptions {
             package: PackageOptions::default(),
             batch_size: 32,
             memory_arena: true,
-            intra_op_spinning: true,
+            intra_op_spinning: false,
             shared_thread_pool: true,
             image: ImageOptions::default(),
         }

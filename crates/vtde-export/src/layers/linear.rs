@@ -113,11 +113,10 @@ impl Linear {
                     &[&input.q, q, &input.zero_point, zero_point],
                     vec![],
                 );
-                // Cast → Mul(Mul(1, column scale)) is the shape ONNX Runtime fuses into
-                // its integer-matmul-to-float kernel.
+                // Cast → Mul(Mul(a_scale, column scale)) is the shape ONNX Runtime fuses
+                // into its integer-matmul-to-float kernel (a_scale: see `quantize_input`).
                 let product = g.cast(&product, DataType::Float);
-                let one = g.scalar_f32(1.0);
-                let column_scale = g.mul(&one, scale);
+                let column_scale = g.mul(&input.unit_scale, scale);
                 let y = g.mul(&product, &column_scale);
                 let y = g.mul(&y, &input.row_scale);
                 let n = g.const_i64(&[1], &[self.out_dim as i64]);
@@ -281,6 +280,14 @@ mod tests {
                 "Add"
             ]
         );
+        // Mul(a_scale, column scale) with a_scale computed at run time (the input's unit
+        // scale), so that ONNX Runtime's fusion into MatMulIntegerToFloat finds the node.
+        let column_scale = &graph.node[start + 2];
+        assert_eq!(column_scale.input[1], "fc.weight.T.scale");
+        assert!(graph
+            .node
+            .iter()
+            .any(|n| n.op_type == "Div" && n.output[0] == column_scale.input[0]));
         let matmul = &graph.node[start];
         assert_eq!(matmul.input[1], "fc.weight.T.int8");
         assert_eq!(matmul.input[3], "fc.weight.T.zero_point");

@@ -80,7 +80,7 @@ impl Default for SessionConfig {
             fallback_to_cpu: false,
             max_sessions: 2,
             memory_arena: true,
-            intra_op_spinning: true,
+            intra_op_spinning: false,
             shared_pool: false,
         }
     }
