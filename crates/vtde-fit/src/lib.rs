@@ -32,24 +32,30 @@
 //!
 //! Modules: `heads` (the heads, loss and hand-written gradient), `optim` (AdamW and the
 //! schedule), `train` (the optimizer loop and the recipe), `metrics` (recall and
-//! zero-shot accuracy), `features` (`.npy` feature files streamed a batch at a time),
-//! `compose` (checkpoints), `rng` (the seeded generator), `error`.
+//! zero-shot accuracy), `compose` (composing checkpoints), `checkpoint` (reading and replacing a checkpoint's heads), `pairs` (pairs files), `features` (`.npy` feature files streamed a batch at a time),
+//! `compose` (composing checkpoints), `checkpoint` (reading and replacing a checkpoint's heads), `pairs` (pairs files), `rng` (the seeded generator), `error`.
 
+mod checkpoint;
+mod compose;
 mod error;
 mod features;
 mod heads;
 mod metrics;
 mod optim;
+mod pairs;
 mod rng;
 mod train;
 
+pub use checkpoint::{read_heads, write_checkpoint_with_heads, HEAD_WEIGHTS};
+pub use compose::{compose, ComposeOptions, Composed, TowerReport, COMPOSE_TEXT, COMPOSE_VISION};
 pub use error::{Error, Result};
 pub use features::{NpyFeatures, NpyWriter};
 pub use heads::{Gradients, Heads};
 pub use metrics::{evaluate, Evaluation, MAX_LABELS};
 pub use optim::{warmup_cosine_factor, AdamWConfig, AdamWState};
+pub use pairs::{read_pairs, Pair, IMAGE_EXTENSIONS};
 pub use rng::SplitMix64;
 pub use train::{
-    fit, split_pairs, EpochReport, FeatureRows, FitEvent, FitOptions, FitReport, PairFeatures,
-    StepReport, Trainer,
+    fit, split_pairs, EpochReport, FeatureRows, FitEvent, FitOptions, FitReport, IndexedRows,
+    PairFeatures, StepReport, Trainer,
 };

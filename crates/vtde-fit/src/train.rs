@@ -47,6 +47,55 @@ impl FeatureRows for ArrayView2<'_, f32> {
     }
 }
 
+/// Rows of another matrix picked through a table: row `i` is `inner`'s row `map[i]`
+/// (pairs that share a caption share its text features, stored once).
+pub struct IndexedRows<F: FeatureRows> {
+    /// The stored rows.
+    pub inner: F,
+    /// For each row of this view, the row of `inner`.
+    pub map: Vec<usize>,
+    scratch: Vec<usize>,
+}
+
+impl<F: FeatureRows> IndexedRows<F> {
+    /// A view of `inner` through `map`; every entry must be below `inner`'s row count.
+    pub fn new(inner: F, map: Vec<usize>) -> Result<Self> {
+        if let Some(&bad) = map.iter().find(|&&i| i >= inner.row_count()) {
+            return Err(Error::Shape(format!(
+                "row {bad} mapped of {} rows",
+                inner.row_count()
+            )));
+        }
+        Ok(IndexedRows {
+            inner,
+            map,
+            scratch: Vec::new(),
+        })
+    }
+}
+
+impl<F: FeatureRows> FeatureRows for IndexedRows<F> {
+    fn row_count(&self) -> usize {
+        self.map.len()
+    }
+
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn gather(&mut self, indices: &[usize], out: &mut Array2<f32>) -> Result<()> {
+        self.scratch.clear();
+        for &i in indices {
+            let row =
+                self.map.get(i).copied().ok_or_else(|| {
+                    Error::Shape(format!("row {i} asked of {} rows", self.map.len()))
+                })?;
+            self.scratch.push(row);
+        }
+        self.inner.gather(&self.scratch, out)
+    }
+}
+
 /// The fitting recipe's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitOptions {

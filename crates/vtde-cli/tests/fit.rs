@@ -1,0 +1,330 @@
+//! `vtde compose` and `vtde fit` end to end, on data the test makes: the demo model's
+//! trained towers (`models/demo-checkpoint`) composed with fresh random projections
+//! (chance accuracy), fitted on freshly drawn shapes with captions, then scored with
+//! `vtde score` on a separate drawn set against all 30 colour × shape labels. The fit
+//! never sees the five combinations the demo held out; they are reported apart.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use vtde_tests::shapes::{self, Sample};
+
+fn vtde(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vtde"))
+        .args(args)
+        .output()
+        .expect("vtde runs")
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{what} failed: {stderr}");
+    stderr
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn demo_checkpoint() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/demo-checkpoint")
+}
+
+/// Top-1 accuracy of a package on `samples` among all 30 labels: (seen, held-out).
+fn accuracy(package: &Path, dir: &Path, samples: &[Sample]) -> (f64, f64) {
+    let labels = shapes::all_labels();
+    let mut args = vec!["score", s(package), s(dir), "--labels"];
+    args.extend(labels.iter().map(String::as_str));
+    let out = vtde(&args);
+    ok(&out, "score");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = stdout.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    assert_eq!(
+        header[1..],
+        labels.iter().map(String::as_str).collect::<Vec<_>>()[..]
+    );
+    let (mut seen, mut held) = ((0usize, 0usize), (0usize, 0usize));
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        let sample = samples
+            .iter()
+            .find(|x| x.path.to_str() == Some(fields[0]))
+            .expect("a scored path is a sample");
+        let probs: Vec<f64> = fields[1..]
+            .iter()
+            .map(|v| v.parse().expect("a probability"))
+            .collect();
+        let best = (0..probs.len())
+            .max_by(|&a, &b| probs[a].total_cmp(&probs[b]))
+            .expect("labels");
+        let right = labels[best] == shapes::label(sample.colour, sample.shape);
+        let counter = if sample.held_out() {
+            &mut held
+        } else {
+            &mut seen
+        };
+        counter.0 += usize::from(right);
+        counter.1 += 1;
+    }
+    assert_eq!(seen.1 + held.1, samples.len());
+    (
+        seen.0 as f64 / seen.1 as f64,
+        held.0 as f64 / held.1.max(1) as f64,
+    )
+}
+
+#[test]
+fn compose_the_demo_towers_then_fit_on_drawn_shapes() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path();
+    let demo = demo_checkpoint();
+
+    let composed = root.join("composed");
+    let stderr = ok(
+        &vtde(&[
+            "compose",
+            "--vision",
+            s(&demo),
+            "--text",
+            s(&demo),
+            "-o",
+            s(&composed),
+            "--projection-dim",
+            "64",
+            "--seed",
+            "7",
+        ]),
+        "compose",
+    );
+    assert!(
+        stderr.contains("vision tower vit") && stderr.contains("text tower bert"),
+        "{stderr}"
+    );
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "processor_config.json",
+        "tokenizer.json",
+        "vocab.txt",
+    ] {
+        assert!(composed.join(file).is_file(), "compose wrote no {file}");
+    }
+
+    let train_dir = root.join("train");
+    let train = shapes::generate(&train_dir, 24, false, false, 1);
+    shapes::write_pairs_csv(&train_dir.join("pairs.csv"), &train);
+    let eval_dir = root.join("eval");
+    let eval = shapes::generate(&eval_dir, 8, true, true, 2);
+
+    // The composed model before fitting: random heads, chance accuracy.
+    let before = root.join("before");
+    ok(&vtde(&["export", s(&composed), s(&before)]), "export");
+    let (seen_before, held_before) = accuracy(&before, &eval_dir, &eval);
+
+    let fitted = root.join("fitted");
+    let started = std::time::Instant::now();
+    let stderr = ok(
+        &vtde(&[
+            "fit",
+            s(&composed),
+            "--pairs",
+            s(&train_dir.join("pairs.csv")),
+            "-o",
+            s(&fitted),
+            "--epochs",
+            "30",
+            "--batch-size",
+            "64",
+            "--lr",
+            "0.01",
+            "--seed",
+            "3",
+        ]),
+        "fit",
+    );
+    let fit_secs = started.elapsed().as_secs_f64();
+    let (seen, held) = accuracy(&fitted.join("package"), &eval_dir, &eval);
+    println!("{stderr}");
+    println!(
+        "before fitting: seen {seen_before:.3}, held-out {held_before:.3}; after ({fit_secs:.1}s): seen {seen:.3}, held-out {held:.3}"
+    );
+    assert!(
+        seen_before < 0.2,
+        "random heads are near chance (1/30), got {seen_before}"
+    );
+    assert!(
+        seen >= 0.9,
+        "fitted heads reach 90% on the seen combinations, got {seen}"
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fitted.join("fit_report.json")).expect("fit_report.json"),
+    )
+    .expect("JSON");
+    assert_eq!(report["epochs"].as_array().map(Vec::len), Some(30));
+    assert_eq!(report["validation_pairs"], 60);
+
+    // A second run with other settings takes the features from the cache, and the same
+    // seed gives the same heads.
+    let again = root.join("again");
+    let stderr = ok(
+        &vtde(&[
+            "fit",
+            s(&composed),
+            "--pairs",
+            s(&train_dir.join("pairs.csv")),
+            "-o",
+            s(&again),
+            "--epochs",
+            "30",
+            "--batch-size",
+            "64",
+            "--lr",
+            "0.01",
+            "--seed",
+            "3",
+        ]),
+        "second fit",
+    );
+    assert!(stderr.contains("tower features from the cache"), "{stderr}");
+    assert_eq!(
+        std::fs::read(fitted.join("model.safetensors")).expect("weights"),
+        std::fs::read(again.join("model.safetensors")).expect("weights"),
+        "a fit is deterministic for a seed"
+    );
+}
+
+/// Label-form captions ("a red circle") form a label set: the held-out split reports
+/// zero-shot accuracy. Bad inputs are refused with the file and row named.
+#[test]
+fn fit_reports_zero_shot_on_label_captions_and_names_bad_rows() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path();
+    let composed = root.join("composed");
+    let demo = demo_checkpoint();
+    ok(
+        &vtde(&[
+            "compose",
+            "--vision",
+            s(&demo),
+            "--text",
+            s(&demo),
+            "-o",
+            s(&composed),
+            "--projection-dim",
+            "32",
+        ]),
+        "compose",
+    );
+    let dir = root.join("pairs");
+    let samples = shapes::generate(&dir, 8, false, true, 5);
+    let lines: Vec<String> = samples
+        .iter()
+        .map(|x| {
+            let name = x.path.file_name().and_then(|n| n.to_str()).expect("name");
+            format!("{{\"image\": \"{name}\", \"caption\": \"{}\"}}", x.caption)
+        })
+        .collect();
+    std::fs::write(dir.join("pairs.jsonl"), lines.join("\n")).expect("write");
+    let out = root.join("out");
+    let stderr = ok(
+        &vtde(&[
+            "fit",
+            s(&composed),
+            "--pairs",
+            s(&dir.join("pairs.jsonl")),
+            "-o",
+            s(&out),
+            "--epochs",
+            "20",
+            "--batch-size",
+            "50",
+            "--lr",
+            "0.01",
+            "--val",
+            "0.2",
+        ]),
+        "fit",
+    );
+    assert!(
+        stderr.contains("zero-shot") && stderr.contains("(25 labels)"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("fit_report.json")).expect("report"),
+    )
+    .expect("JSON");
+    let last = &report["epochs"][19]["validation"];
+    let initial = report["initial_validation"]["zero_shot_accuracy"]
+        .as_f64()
+        .expect("initial zero-shot");
+    let fitted = last["zero_shot_accuracy"].as_f64().expect("zero-shot");
+    assert!(
+        initial < 0.3 && fitted > 0.8,
+        "zero-shot {initial} -> {fitted}"
+    );
+
+    // An output directory that is not empty, a row without a caption, a missing image.
+    let busy = vtde(&[
+        "fit",
+        s(&composed),
+        "--pairs",
+        s(&dir.join("pairs.jsonl")),
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(busy.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("not empty"));
+    let bad = dir.join("bad.csv");
+    std::fs::write(
+        &bad,
+        "image,caption\nred_circle_000.png,a red circle\nred_circle_001.png\n",
+    )
+    .expect("write");
+    let refused = vtde(&[
+        "fit",
+        s(&composed),
+        "--pairs",
+        s(&bad),
+        "-o",
+        s(&root.join("x")),
+    ]);
+    let message = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("bad.csv") && message.contains("line 3"),
+        "{message}"
+    );
+    let missing = dir.join("missing.csv");
+    let mut csv = String::from("image,caption\n");
+    for x in &samples[..6] {
+        csv.push_str(&format!(
+            "{},{}\n",
+            x.path.file_name().and_then(|n| n.to_str()).expect("name"),
+            x.caption
+        ));
+    }
+    csv.push_str("nowhere.png,a red circle\n");
+    std::fs::write(&missing, csv).expect("write");
+    let skipped = ok(
+        &vtde(&[
+            "fit",
+            s(&composed),
+            "--pairs",
+            s(&missing),
+            "-o",
+            s(&root.join("y")),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--val",
+            "0",
+        ]),
+        "fit with a missing image",
+    );
+    assert!(
+        skipped.contains("missing.csv:8") && skipped.contains("nowhere.png"),
+        "{skipped}"
+    );
+}
