@@ -197,17 +197,33 @@ impl Side {
     }
 }
 
-/// A tower located in a checkpoint: its config, and how its weights' names map.
+/// A tower located in a checkpoint: its config, and where its weights sit.
 struct TowerSource {
     dir: PathBuf,
     config: Map<String, Value>,
     model_type: String,
-    /// Source names start with this; it is stripped.
-    strip: String,
-    /// The tower's own weights start with one of these (after stripping).
-    keep: Vec<&'static str>,
-    /// Put before the stripped name in the dual encoder (after `vision_model.`).
-    add: &'static str,
+    /// Wrappers the base model's weights may sit under in the source, most specific
+    /// first (`vit.` in `ViTForImageClassification`, `vision_model.` in a `CLIPModel`,
+    /// `vision_model.vision_model.` in a transformers 4 dual encoder; `` for none): the
+    /// first one under which some weight matches [`base_weights`] is stripped.
+    wrappers: Vec<&'static str>,
+}
+
+/// What the weights of a tower's base model start with, as transformers 5 names them
+/// (a `CLIPVisionModel` is flat: `embeddings.`, `pre_layrnorm.`, ...). In the dual
+/// encoder they go under `vision_model.` or `text_model.` unchanged.
+fn base_weights(model_type: &str) -> &'static [&'static str] {
+    match model_type {
+        "vit" | "deit" | "beit" => &["embeddings.", "encoder.", "layernorm.", "pooler."],
+        "clip_vision_model" => &[
+            "embeddings.",
+            "pre_layrnorm.",
+            "encoder.",
+            "post_layernorm.",
+        ],
+        "clip_text_model" => &["embeddings.", "encoder.", "final_layer_norm."],
+        _ => &["embeddings.", "encoder.", "pooler."],
+    }
 }
 
 /// Finds the transformer module of a sentence-transformers folder, or the folder itself.
@@ -263,131 +279,99 @@ fn tower_source(dir: &Path, side: Side) -> Result<TowerSource> {
         .as_object()
         .ok_or_else(|| Error::invalid(&config_path, "not a JSON object"))?
         .clone();
-    let model_type = object
-        .get("model_type")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let sub = |key: &str| -> Result<Map<String, Value>> {
-        object
-            .get(key)
+    let type_of = |c: &Map<String, Value>| {
+        c.get("model_type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let model_type = type_of(&object);
+    let sub = |c: &Map<String, Value>, key: &str| -> Result<Map<String, Value>> {
+        c.get(key)
             .and_then(Value::as_object)
             .cloned()
             .ok_or_else(|| Error::invalid(&config_path, format!("no \"{key}\" object")))
     };
-    let base = |model_type: &str| -> Vec<&'static str> {
-        match model_type {
-            "clip_vision_model" => vec!["vision_model."],
-            "clip_text_model" => vec!["text_model."],
-            "vit" | "deit" | "beit" => vec!["embeddings.", "encoder.", "layernorm.", "pooler."],
-            _ => vec!["embeddings.", "encoder.", "pooler."],
-        }
-    };
     let unsupported = |found: &str| {
-        let supported = match side {
-            Side::Vision => COMPOSE_VISION,
-            Side::Text => COMPOSE_TEXT,
+        let (what, supported) = match side {
+            Side::Vision => ("vision", COMPOSE_VISION),
+            Side::Text => ("text", COMPOSE_TEXT),
         };
         Error::invalid(
             &config_path,
             format!(
-                "model_type {found:?} is not a {} tower vtde composes (supported: {supported})",
-                match side {
-                    Side::Vision => "vision",
-                    Side::Text => "text",
-                }
+                "model_type {found:?} is not a {what} tower vtde composes (supported: {supported})"
             ),
         )
     };
-    let source = match (side, model_type.as_str()) {
-        (_, "vision-text-dual-encoder") => {
-            let mut inner = sub(side.config_key())?;
-            let inner_type = inner
-                .get("model_type")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let (inner_type, add) = match (side, inner_type.as_str()) {
-                (Side::Vision, "clip") | (Side::Vision, "clip_vision_model") => {
-                    ("clip_vision_model", "vision_model.")
-                }
-                (Side::Text, "clip") | (Side::Text, "clip_text_model") => {
-                    ("clip_text_model", "text_model.")
-                }
-                (Side::Vision, "vit" | "deit" | "beit")
-                | (Side::Text, "bert" | "roberta" | "xlm-roberta") => (inner_type.as_str(), ""),
-                (_, other) => return Err(unsupported(other)),
-            };
-            if inner_type == "clip_vision_model" || inner_type == "clip_text_model" {
-                // A whole CLIPConfig in an older dual encoder: its half is used.
-                if let Some(half) = inner
-                    .get(side.config_key())
-                    .and_then(Value::as_object)
-                    .cloned()
-                {
-                    inner = half;
-                }
-                inner.insert("model_type".into(), json!(inner_type));
-            }
-            TowerSource {
-                dir: dir.clone(),
-                config: inner,
-                model_type: inner_type.to_owned(),
-                strip: format!("{}{add}", side.prefix()),
-                keep: vec![""],
-                add,
-            }
-        }
-        (Side::Vision, "clip") | (Side::Text, "clip") => {
-            let (inner_type, key_prefix) = match side {
-                Side::Vision => ("clip_vision_model", "vision_model."),
-                Side::Text => ("clip_text_model", "text_model."),
-            };
-            let mut inner = sub(side.config_key())?;
-            inner.insert("model_type".into(), json!(inner_type));
-            TowerSource {
-                dir: dir.clone(),
-                config: inner,
-                model_type: inner_type.into(),
-                strip: String::new(),
-                keep: vec![key_prefix],
-                add: "",
-            }
-        }
-        (Side::Vision, "vit" | "deit" | "beit" | "clip_vision_model")
-        | (Side::Text, "bert" | "roberta" | "xlm-roberta" | "clip_text_model") => TowerSource {
-            dir: dir.clone(),
-            config: object.clone(),
-            model_type: model_type.clone(),
-            strip: String::new(),
-            keep: base(&model_type),
-            add: "",
-        },
-        (_, other) => return Err(unsupported(other)),
+    let clip_type = match side {
+        Side::Vision => "clip_vision_model",
+        Side::Text => "clip_text_model",
     };
-    Ok(source)
-}
-
-/// The task-model prefixes a base model's weights may sit under (`vit.` in
-/// `ViTForImageClassification`, `bert.` in `BertForMaskedLM`, ...).
-fn base_prefix(model_type: &str, names: &[&str], keep: &[&str]) -> String {
-    let candidates: &[&str] = match model_type {
-        "vit" => &["vit."],
-        "deit" => &["deit."],
-        "beit" => &["beit."],
-        "bert" => &["bert."],
-        "roberta" | "xlm-roberta" => &["roberta."],
-        _ => &[],
-    };
-    for candidate in candidates {
-        if names.iter().any(|n| {
-            keep.iter()
-                .any(|k| n.starts_with(&format!("{candidate}{k}")))
-        }) {
-            return (*candidate).to_owned();
-        }
-    }
-    String::new()
+    // (the tower's config, its model_type, the wrappers of its weights)
+    let (mut config, tower_type, wrappers): (Map<String, Value>, String, Vec<&'static str>) =
+        match model_type.as_str() {
+            "vision-text-dual-encoder" => {
+                let mut inner = sub(&object, side.config_key())?;
+                let mut inner_type = type_of(&inner);
+                if inner_type == "clip" {
+                    // A whole CLIPConfig in an older dual encoder: its half is used.
+                    inner = sub(&inner, side.config_key())?;
+                    inner_type = clip_type.to_owned();
+                }
+                let wrappers = match (side, inner_type.as_str()) {
+                    (Side::Vision, "clip_vision_model") => {
+                        vec!["vision_model.vision_model.", "vision_model."]
+                    }
+                    (Side::Text, "clip_text_model") => {
+                        vec!["text_model.text_model.", "text_model."]
+                    }
+                    (Side::Vision, "vit" | "deit" | "beit") => vec!["vision_model."],
+                    (Side::Text, "bert" | "roberta" | "xlm-roberta") => vec!["text_model."],
+                    (_, other) => return Err(unsupported(other)),
+                };
+                (inner, inner_type, wrappers)
+            }
+            "clip" => {
+                let wrapper = match side {
+                    Side::Vision => "vision_model.",
+                    Side::Text => "text_model.",
+                };
+                (
+                    sub(&object, side.config_key())?,
+                    clip_type.to_owned(),
+                    vec![wrapper],
+                )
+            }
+            "clip_vision_model" if side == Side::Vision => (
+                object.clone(),
+                model_type.clone(),
+                vec!["vision_model.", ""],
+            ),
+            "clip_text_model" if side == Side::Text => {
+                (object.clone(), model_type.clone(), vec!["text_model.", ""])
+            }
+            "vit" | "deit" | "beit" if side == Side::Vision => {
+                let wrapper = match model_type.as_str() {
+                    "vit" => "vit.",
+                    "deit" => "deit.",
+                    _ => "beit.",
+                };
+                (object.clone(), model_type.clone(), vec![wrapper, ""])
+            }
+            "bert" if side == Side::Text => (object.clone(), model_type.clone(), vec!["bert.", ""]),
+            "roberta" | "xlm-roberta" if side == Side::Text => {
+                (object.clone(), model_type.clone(), vec!["roberta.", ""])
+            }
+            other => return Err(unsupported(other)),
+        };
+    config.insert("model_type".into(), json!(tower_type));
+    Ok(TowerSource {
+        dir,
+        config,
+        model_type: tower_type,
+        wrappers,
+    })
 }
 
 /// A tensor to write: dtype, shape and little-endian bytes.
@@ -444,12 +428,17 @@ fn add_tower(
 ) -> Result<TowerReport> {
     let weights = SourceWeights::load(&source.dir)?;
     let tensors = weights.tensors()?;
-    let names: Vec<&str> = tensors.keys().map(String::as_str).collect();
-    let strip = if source.strip.is_empty() {
-        base_prefix(&source.model_type, &names, &source.keep)
-    } else {
-        source.strip.clone()
+    let base = base_weights(&source.model_type);
+    let belongs = |name: &str, wrapper: &str| {
+        name.strip_prefix(wrapper)
+            .is_some_and(|rest| base.iter().any(|b| rest.starts_with(b)))
     };
+    let wrapper = source
+        .wrappers
+        .iter()
+        .copied()
+        .find(|w| tensors.keys().any(|name| belongs(name, w)))
+        .unwrap_or("");
     let config_path = source.dir.join("config.json");
     let hidden_size = usize_field(&source.config, "hidden_size", &config_path)?;
     let mut report = TowerReport {
@@ -461,15 +450,15 @@ fn add_tower(
         initialised: Vec::new(),
     };
     for (name, (_, view)) in &tensors {
-        let inner = name
-            .strip_prefix(&strip)
-            .filter(|rest| source.keep.iter().any(|k| rest.starts_with(k)));
         // Position ids are a buffer transformers 5 rebuilds rather than loads.
-        let Some(inner) = inner.filter(|rest| !rest.ends_with("position_ids")) else {
+        let inner = name
+            .strip_prefix(wrapper)
+            .filter(|_| belongs(name, wrapper) && !name.ends_with("position_ids"));
+        let Some(inner) = inner else {
             report.dropped.push(name.clone());
             continue;
         };
-        let target = format!("{}{}{inner}", side.prefix(), source.add);
+        let target = format!("{}{inner}", side.prefix());
         out.insert(
             target,
             OutTensor {
@@ -491,7 +480,7 @@ fn add_tower(
     }
     // The pooler the dual encoder's AutoModel builds (add_pooling_layer=True) when the
     // source was saved without it (e.g. ViTForImageClassification, BertForMaskedLM).
-    let base = format!("{}{}", side.prefix(), source.add);
+    let prefix = side.prefix();
     let std = source
         .config
         .get("initializer_range")
@@ -499,7 +488,7 @@ fn add_tower(
         .unwrap_or(0.02);
     match source.model_type.as_str() {
         "vit" | "deit" | "bert" | "roberta" | "xlm-roberta" => {
-            let weight = format!("{base}pooler.dense.weight");
+            let weight = format!("{prefix}pooler.dense.weight");
             if !out.contains_key(&weight) {
                 let pooled = source
                     .config
@@ -513,7 +502,7 @@ fn add_tower(
                     weight.clone(),
                     f32_tensor(vec![pooled, hidden_size], values),
                 );
-                let bias = format!("{base}pooler.dense.bias");
+                let bias = format!("{prefix}pooler.dense.bias");
                 out.insert(bias.clone(), f32_tensor(vec![pooled], vec![0.0; pooled]));
                 report.initialised.extend([weight, bias]);
             }
@@ -524,13 +513,13 @@ fn add_tower(
                 .get("use_mean_pooling")
                 .and_then(Value::as_bool)
                 .unwrap_or(true);
-            let weight = format!("{base}pooler.layernorm.weight");
+            let weight = format!("{prefix}pooler.layernorm.weight");
             if mean_pooling && !out.contains_key(&weight) {
                 out.insert(
                     weight.clone(),
                     f32_tensor(vec![hidden_size], vec![1.0; hidden_size]),
                 );
-                let bias = format!("{base}pooler.layernorm.bias");
+                let bias = format!("{prefix}pooler.layernorm.bias");
                 out.insert(
                     bias.clone(),
                     f32_tensor(vec![hidden_size], vec![0.0; hidden_size]),
