@@ -571,6 +571,19 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 /// `VisionTextDualEncoderModel` checkpoint in `out_dir` (created; it must be empty or
 /// absent): `config.json`, `model.safetensors`, the text checkpoint's tokenizer files
 /// and `processor_config.json` with the vision checkpoint's image processor.
+///
+/// ```no_run
+/// use vtde_fit::{compose, ComposeOptions};
+///
+/// # fn main() -> vtde_fit::Result<()> {
+/// let options = ComposeOptions { projection_dim: 256, ..ComposeOptions::default() };
+/// let composed = compose("vit-base-patch16-224", "all-MiniLM-L6-v2", "my-encoder", &options)?;
+/// for dropped in &composed.vision.dropped {
+///     println!("not used by the dual encoder: {dropped}"); // e.g. classifier.weight
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub fn compose(
     vision_dir: impl AsRef<Path>,
     text_dir: impl AsRef<Path>,
@@ -615,7 +628,6 @@ pub fn compose(
             ));
         }
     }
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
 
     let mut rng = SplitMix64::new(options.seed);
     let mut tensors = BTreeMap::new();
@@ -656,6 +668,8 @@ pub fn compose(
         f32_tensor(vec![], [options.logit_scale]),
     );
 
+    // Created only now, so that a source that fails leaves nothing behind.
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let weights_path = out_dir.join("model.safetensors");
     let metadata = Some(std::collections::HashMap::from([(
         "format".to_owned(),
@@ -706,4 +720,85 @@ pub fn compose(
         text: text_report,
         files,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+    }
+
+    #[test]
+    fn refusals_name_the_file_and_the_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vit_bert = fixtures().join("vit-bert-tiny/checkpoint");
+        let options = ComposeOptions {
+            projection_dim: 8,
+            ..ComposeOptions::default()
+        };
+
+        // A text checkpoint as the vision tower.
+        let text_only = tmp.path().join("bert");
+        std::fs::create_dir(&text_only).unwrap();
+        std::fs::write(
+            text_only.join("config.json"),
+            r#"{"model_type": "bert", "hidden_size": 8}"#,
+        )
+        .unwrap();
+        let err = compose(&text_only, &vit_bert, tmp.path().join("a"), &options)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("config.json") && err.contains("\"bert\" is not a vision tower"),
+            "{err}"
+        );
+
+        // No weights in safetensors.
+        std::fs::write(text_only.join("pytorch_model.bin"), b"").unwrap();
+        std::fs::write(text_only.join("vocab.txt"), "[PAD]\n").unwrap();
+        let err = compose(&vit_bert, &text_only, tmp.path().join("b"), &options)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only pytorch_model.bin"), "{err}");
+        assert!(
+            !tmp.path().join("b").exists(),
+            "a failed compose leaves no directory"
+        );
+
+        // An output directory that holds files.
+        let busy = tmp.path().join("busy");
+        std::fs::create_dir(&busy).unwrap();
+        std::fs::write(busy.join("x"), b"").unwrap();
+        let err = compose(&vit_bert, &vit_bert, &busy, &options)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not empty"), "{err}");
+
+        // Same sources and seed, same bytes; another seed, other heads.
+        let (a, b, c) = (
+            tmp.path().join("c1"),
+            tmp.path().join("c2"),
+            tmp.path().join("c3"),
+        );
+        compose(&vit_bert, &vit_bert, &a, &options).unwrap();
+        compose(&vit_bert, &vit_bert, &b, &options).unwrap();
+        compose(
+            &vit_bert,
+            &vit_bert,
+            &c,
+            &ComposeOptions {
+                seed: 1,
+                ..options.clone()
+            },
+        )
+        .unwrap();
+        let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+        assert_eq!(weights(&a), weights(&b));
+        assert_ne!(weights(&a), weights(&c));
+        let heads = crate::read_heads(&a).unwrap();
+        assert_eq!(heads.visual_projection.dim(), (8, 32));
+        assert_eq!(heads.logit_scale, 2.6592);
+    }
 }
