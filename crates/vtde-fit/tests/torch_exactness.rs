@@ -137,6 +137,23 @@ fn fit_matches_torch_adamw_step_by_step() {
             );
         }
     }
+    let worst = |range: std::ops::Range<usize>, pick: fn(&(usize, f32, f32, f64, f64)) -> f64| {
+        curve[range]
+            .iter()
+            .map(pick)
+            .filter(|v| !v.is_nan())
+            .fold(0f64, f64::max)
+    };
+    println!(
+        "worst relative differences: loss steps 1-{recorded} {:.2e}, steps {}-{} {:.2e}; parameters steps 1-{recorded} {:.2e}, step {} {:.2e}",
+        worst(0..recorded, |c| c.3),
+        recorded + 1,
+        curve.len(),
+        worst(recorded..curve.len(), |c| c.3),
+        worst(0..recorded, |c| c.4),
+        curve.len(),
+        curve[curve.len() - 1].4
+    );
     println!("step  loss(vtde)  loss(torch)  rel.diff(loss)  rel.diff(params)");
     for &(step, ours, torch, dl, dp) in &curve {
         if [1, 2, 5, 10, 20, 30, 40, 50, 75, 100, 150, 200].contains(&step) {
