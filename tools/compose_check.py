@@ -25,6 +25,13 @@ uses, and transformers must then find nothing missing). Per case:
   checkpoint's image processor, token ids from its tokenizer) and outputs
   (image_embeds_normalized, text_embeds_normalized, logits_per_image), as the other
   fixtures record them.
+
+It also writes tests/fixtures/fit-checkpoint/: the demo's towers composed and fitted by
+`vtde fit` on the eight images of models/examples (pairs.csv, captions from the file
+names), loaded by transformers (fit.json: the arguments and the loading info, all lists
+empty) and its outputs on those images and six labels (reference.*). The Rust test
+(crates/vtde-cli/tests/fit.rs) runs the same two commands and compares the fitted
+package's outputs with transformers'.
 """
 
 from __future__ import annotations
@@ -193,6 +200,69 @@ def record(case: str, composed: Path, dst: Path) -> None:
     return {k: list(v) for k, v in info.items()}
 
 
+FIT_OUT = FIXTURES / "fit-checkpoint"
+EXAMPLES = ROOT / "models" / "examples"
+FIT_LABELS = ["a red circle", "a blue square", "a green triangle", "a yellow star", "a purple cross", "a blue triangle"]
+FIT_COMPOSE_ARGS = ["--projection-dim", "32", "--seed", "0"]
+FIT_ARGS = ["--epochs", "20", "--batch-size", "8", "--lr", "0.01", "--val", "0", "--seed", "0"]
+
+
+def fitted_case(vtde: str) -> None:
+    """`vtde fit`'s output is a checkpoint transformers loads too: the demo's towers
+    composed, fitted on the eight example images (captions from their names), loaded
+    with output_loading_info, and its outputs recorded on those images and six labels."""
+    if FIT_OUT.exists():
+        shutil.rmtree(FIT_OUT)
+    FIT_OUT.mkdir(parents=True)
+    rows = ["image,caption"]
+    for path in sorted(EXAMPLES.glob("*.png")):
+        words = path.stem.split("_on_")[0].split("_")
+        rows.append(f"../../../models/examples/{path.name},a {' '.join(words)}")
+    (FIT_OUT / "pairs.csv").write_text("\n".join(rows) + "\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        composed, fitted = Path(tmp) / "composed", Path(tmp) / "fitted"
+        demo = ROOT / "models" / "demo-checkpoint"
+        for cmd in (
+            [vtde, "compose", "--vision", str(demo), "--text", str(demo), "-o", str(composed), *FIT_COMPOSE_ARGS],
+            [vtde, "fit", str(composed), "--pairs", str(FIT_OUT / "pairs.csv"), "-o", str(fitted), "--cache", str(Path(tmp) / "cache"), *FIT_ARGS],
+        ):
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            if run.returncode != 0:
+                raise SystemExit(f"fit-checkpoint: {cmd[1]} failed: {run.stderr}")
+        model, info = VisionTextDualEncoderModel.from_pretrained(fitted, output_loading_info=True)
+        problems = {k: v for k, v in info.items() if v}
+        if problems:
+            raise SystemExit(f"fit-checkpoint: transformers reports {problems}")
+        processor = AutoImageProcessor.from_pretrained(fitted, backend="pil")
+        tokenizer = AutoTokenizer.from_pretrained(fitted)
+        names = [p.name for p in sorted(EXAMPLES.glob("*.png"))]
+        pixel_values = processor(images=[Image.open(EXAMPLES / n) for n in names], return_tensors="pt",
+                                 do_convert_rgb=True)["pixel_values"]
+        max_length = model.config.text_config.max_position_embeddings
+        tokens = tokenizer(FIT_LABELS, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
+        with torch.no_grad():
+            out = model(pixel_values=pixel_values, **tokens)
+        tensors = {
+            "pixel_values": pixel_values.numpy().astype("<f4"),
+            "input_ids": tokens["input_ids"].numpy().astype("<i8"),
+            "attention_mask": tokens["attention_mask"].numpy().astype("<i8"),
+            "token_type_ids": tokens["token_type_ids"].numpy().astype("<i8"),
+            "image_embeds_normalized": out.image_embeds.numpy().astype("<f4"),
+            "text_embeds_normalized": out.text_embeds.numpy().astype("<f4"),
+            "logits_per_image": out.logits_per_image.numpy().astype("<f4"),
+        }
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, FIT_OUT / "reference.safetensors")
+        (FIT_OUT / "reference.json").write_text(json.dumps(
+            {"images": names, "texts": FIT_LABELS, "max_length": max_length, "loss_n": len(names)}, indent=2) + "\n")
+        (FIT_OUT / "fit.json").write_text(json.dumps({
+            "compose_args": FIT_COMPOSE_ARGS,
+            "fit_args": FIT_ARGS,
+            "transformers_loading_info": {k: list(v) for k, v in info.items()},
+            "logit_scale": float(model.logit_scale.detach()),
+        }, indent=2) + "\n")
+    print("fit-checkpoint: the fitted checkpoint loads with no missing/unexpected/mismatched keys")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--vtde", default=str(ROOT / "target/debug/vtde"))
@@ -231,6 +301,7 @@ def main() -> None:
             "compose_stderr": [line.replace(str(FIXTURES), "tests/fixtures").replace(tmp, "<tmp>") for line in run.stderr.splitlines()],
         }, indent=2) + "\n")
         print(f"{case}: loads with no missing/unexpected/mismatched keys; {run.stderr.count('initialised')} initialised line(s)")
+    fitted_case(args.vtde)
 
 
 if __name__ == "__main__":

@@ -405,3 +405,102 @@ fn compose_minilm_with_the_demo_vision_tower_then_fit() {
     );
     assert!(seen > seen_before);
 }
+
+/// What `vtde fit` writes is a checkpoint transformers loads: `tools/compose_check.py`
+/// ran these two commands, loaded the result with
+/// `VisionTextDualEncoderModel.from_pretrained` (no missing, unexpected or mismatched
+/// key: `tests/fixtures/fit-checkpoint/fit.json`) and recorded its outputs; the package
+/// `vtde fit` wrote beside it must give them (embeddings within 1e-4, logits 1e-3).
+#[test]
+fn the_fitted_checkpoint_matches_transformers() {
+    let dir = vtde_tests::fixtures_dir().join("fit-checkpoint");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("fit.json")).expect("fit.json"))
+            .expect("JSON");
+    for key in [
+        "missing_keys",
+        "unexpected_keys",
+        "mismatched_keys",
+        "error_msgs",
+    ] {
+        assert_eq!(
+            record["transformers_loading_info"][key]
+                .as_array()
+                .map(Vec::len),
+            Some(0),
+            "{key}"
+        );
+    }
+    let list = |key: &str| -> Vec<String> {
+        serde_json::from_value(record[key].clone()).expect("arguments")
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let (composed, fitted, cache) = (
+        tmp.path().join("composed"),
+        tmp.path().join("fitted"),
+        tmp.path().join("cache"),
+    );
+    let demo = demo_checkpoint();
+    let mut args = vec![
+        "compose",
+        "--vision",
+        s(&demo),
+        "--text",
+        s(&demo),
+        "-o",
+        s(&composed),
+    ];
+    let compose_args = list("compose_args");
+    args.extend(compose_args.iter().map(String::as_str));
+    ok(&vtde(&args), "compose");
+    let pairs = dir.join("pairs.csv");
+    let mut args = vec![
+        "fit",
+        s(&composed),
+        "--pairs",
+        s(&pairs),
+        "-o",
+        s(&fitted),
+        "--cache",
+        s(&cache),
+    ];
+    let fit_args = list("fit_args");
+    args.extend(fit_args.iter().map(String::as_str));
+    ok(&vtde(&args), "fit");
+
+    let model = vtde_runtime::Model::open(
+        fitted.join("package"),
+        &vtde_runtime::RuntimeOptions::default(),
+    )
+    .expect("package");
+    let fx = vtde_tests::Fixture::load("fit-checkpoint");
+    let tokens = model.tokenize(&fx.info.texts).expect("tokenize");
+    assert_eq!(tokens.input_ids, fx.text_batch().input_ids);
+    let (images, texts) = fx.embeddings(&model);
+    let logits = images.dot(&texts.t()) * model.manifest().logit_scale.exp();
+    let reference = |key: &str| {
+        fx.f32(key)
+            .clone()
+            .into_dimensionality::<ndarray::Ix2>()
+            .expect("2-D")
+    };
+    for (what, ours, theirs, tol) in [
+        (
+            "image embeddings",
+            images,
+            reference("image_embeds_normalized"),
+            1e-4,
+        ),
+        (
+            "text embeddings",
+            texts,
+            reference("text_embeds_normalized"),
+            1e-4,
+        ),
+        ("logits", logits, reference("logits_per_image"), 1e-3),
+    ] {
+        let diff = (&ours - &theirs).iter().fold(0f32, |m, d| m.max(d.abs()));
+        println!("fitted checkpoint vs transformers: {what} max abs diff {diff:.2e}");
+        assert!(diff <= tol, "{what} differ by {diff} (tolerance {tol})");
+    }
+}
