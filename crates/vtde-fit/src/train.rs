@@ -129,7 +129,7 @@ impl Default for FitOptions {
     fn default() -> Self {
         FitOptions {
             epochs: 10,
-            batch_size: 256,
+            batch_size: 128,
             learning_rate: 1e-3,
             warmup: 0.1,
             weight_decay: 0.1,
