@@ -3,6 +3,8 @@
 //! checkpoint once per test binary, and the comparisons the targets of `docs/design.md`
 //! are stated in.
 
+pub mod shapes;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};

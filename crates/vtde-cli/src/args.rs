@@ -60,6 +60,86 @@ pub enum Command {
     /// baselines in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Build a dual encoder from a pretrained vision checkpoint and a pretrained text
+    /// checkpoint: a VisionTextDualEncoderModel checkpoint with fresh projection heads.
+    Compose(ComposeArgs),
+    /// Fit the projection heads and logit_scale of a dual encoder checkpoint on
+    /// image-caption pairs, towers locked; writes the fitted checkpoint and its package.
+    Fit(FitArgs),
+}
+
+/// `vtde compose`.
+#[derive(Debug, Args)]
+pub struct ComposeArgs {
+    /// Vision checkpoint directory (ViT, DeiT, BEiT, CLIP; a base or task model as
+    /// transformers saves it, or a dual encoder whose vision tower is taken).
+    #[arg(long, value_name = "VISION_DIR")]
+    pub vision: PathBuf,
+    /// Text checkpoint directory (BERT, RoBERTa, XLM-R, CLIP; or a sentence-transformers
+    /// folder, or a dual encoder whose text tower is taken).
+    #[arg(long, value_name = "TEXT_DIR")]
+    pub text: PathBuf,
+    /// Checkpoint directory to write (absent or empty).
+    #[arg(short = 'o', long = "out", value_name = "CHECKPOINT_DIR")]
+    pub out: PathBuf,
+    /// Output size of the projection heads.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub projection_dim: u32,
+    /// Initial logit_scale (its exp multiplies the cosine similarities; 2.6592 = ln(1/0.07)).
+    #[arg(long, default_value_t = 2.6592)]
+    pub logit_scale: f32,
+    /// Seed of the projections' random initial values.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `vtde fit`.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Dual encoder checkpoint directory (e.g. written by `vtde compose`).
+    pub checkpoint: PathBuf,
+    /// Image-caption pairs: a CSV file (columns image,caption), a JSONL file (keys image,
+    /// caption), image paths relative to the file; or a folder of images each with a
+    /// .txt caption beside it.
+    #[arg(long, value_name = "PAIRS")]
+    pub pairs: PathBuf,
+    /// Directory to write: the fitted checkpoint, fit_report.json and package/.
+    #[arg(short = 'o', long = "out", value_name = "OUT_DIR")]
+    pub out: PathBuf,
+    /// Passes over the training pairs.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub epochs: u32,
+    /// Pairs per training batch (each batch's pairs are each other's negatives).
+    #[arg(long = "batch-size", default_value_t = 128, value_parser = clap::value_parser!(u32).range(2..=65536))]
+    pub batch_size: u32,
+    /// Peak learning rate (AdamW).
+    #[arg(long = "lr", default_value_t = 1e-3)]
+    pub learning_rate: f64,
+    /// Share of the steps spent warming the learning rate up from 0 (then cosine decay).
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup: f64,
+    /// AdamW's decoupled weight decay of the projections (logit_scale is not decayed).
+    #[arg(long = "weight-decay", default_value_t = 0.1)]
+    pub weight_decay: f64,
+    /// Share of the pairs held out and evaluated after each epoch (0: none).
+    #[arg(long = "val", default_value_t = 0.1)]
+    pub validation: f64,
+    /// Seed of the held-out split and the batch order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where tower features are cached (default: .vtde-fit-cache beside OUT_DIR); a
+    /// second run on the same checkpoint towers and pairs starts training at once.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Images per batch when computing tower features.
+    #[arg(long = "embed-batch", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub embed_batch: u32,
+    /// Threads decoding and preprocessing images while the vision tower runs (default:
+    /// one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub decode_threads: Option<u32>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,8 @@ fn main() -> ExitCode {
         Command::Search(a) => commands::search::run(a),
         Command::Merge(a) => commands::merge::run(a),
         Command::Bench(b) => commands::bench::run(b).map(|()| Outcome::AllGood),
+        Command::Compose(a) => commands::compose::run(a).map(|()| Outcome::AllGood),
+        Command::Fit(a) => commands::fit::run(a).map(|()| Outcome::AllGood),
     };
     match result {
         Ok(Outcome::AllGood) => ExitCode::SUCCESS,

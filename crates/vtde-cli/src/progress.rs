@@ -126,3 +126,50 @@ impl Reporter {
         eprintln!("{line}");
     }
 }
+
+/// A bar for work counted in steps (training steps, feature batches), with a message
+/// (the loss) when stderr is a terminal; nothing otherwise.
+pub struct StepBar {
+    bar: Option<ProgressBar>,
+}
+
+impl StepBar {
+    /// A bar for `total` steps, `unit` naming them.
+    pub fn new(total: u64, unit: &str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let template = format!(
+                "{{elapsed_precise}} {{wide_bar}} {{pos}}/{{len}} {unit} {{msg}} ETA {{eta}}"
+            );
+            bar.set_style(
+                ProgressStyle::with_template(&template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        StepBar { bar }
+    }
+
+    /// Advances by `n` steps and shows `message`.
+    pub fn advance(&self, n: u64, message: impl FnOnce() -> String) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+            bar.set_message(message());
+        }
+    }
+
+    /// Prints a line on stderr without breaking the bar.
+    pub fn note(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

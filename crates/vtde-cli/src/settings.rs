@@ -494,3 +494,77 @@ pub fn bench_preprocess(args: &BenchPreprocessArgs) -> Result<vtde_bench::Prepro
         repeats: args.repeats,
     })
 }
+
+/// `vtde compose`.
+pub struct Compose {
+    pub vision: PathBuf,
+    pub text: PathBuf,
+    pub out: PathBuf,
+    pub options: vtde_fit::ComposeOptions,
+}
+
+impl Compose {
+    pub fn from_args(args: &crate::args::ComposeArgs) -> Result<Self> {
+        if !args.logit_scale.is_finite() {
+            bail!("--logit-scale {} is not a finite number", args.logit_scale);
+        }
+        Ok(Compose {
+            vision: args.vision.clone(),
+            text: args.text.clone(),
+            out: args.out.clone(),
+            options: vtde_fit::ComposeOptions {
+                projection_dim: args.projection_dim as usize,
+                logit_scale: args.logit_scale,
+                seed: args.seed,
+            },
+        })
+    }
+}
+
+/// `vtde fit`.
+pub struct Fit {
+    pub checkpoint: PathBuf,
+    pub pairs: PathBuf,
+    pub out: PathBuf,
+    /// The feature cache directory.
+    pub cache: PathBuf,
+    /// How the towers run while computing features (batch size: `--embed-batch`).
+    pub runtime: RuntimeOptions,
+    pub options: vtde_fit::FitOptions,
+}
+
+impl Fit {
+    pub fn from_args(args: &crate::args::FitArgs) -> Result<Self> {
+        let options = vtde_fit::FitOptions {
+            epochs: args.epochs as usize,
+            batch_size: args.batch_size as usize,
+            learning_rate: args.learning_rate,
+            warmup: args.warmup,
+            weight_decay: args.weight_decay,
+            validation: args.validation,
+            seed: args.seed,
+            ..vtde_fit::FitOptions::default()
+        };
+        options.check().context("checking the fit settings")?;
+        let cache = match &args.cache {
+            Some(dir) => dir.clone(),
+            None => {
+                let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty());
+                parent.unwrap_or(Path::new(".")).join(".vtde-fit-cache")
+            }
+        };
+        let mut image = ImageReading::default().options();
+        if let Some(threads) = args.decode_threads {
+            image = image.with_decode_threads(threads as usize);
+        }
+        Ok(Fit {
+            checkpoint: args.checkpoint.clone(),
+            pairs: args.pairs.clone(),
+            out: args.out.clone(),
+            cache,
+            runtime: runtime_options(&args.runtime, image)
+                .with_batch_size(args.embed_batch as usize),
+            options,
+        })
+    }
+}

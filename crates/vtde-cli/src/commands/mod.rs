@@ -3,9 +3,11 @@
 //! what is here ([`Outcome`], [`open_model`]) and never import each other.
 
 pub mod bench;
+pub mod compose;
 pub mod embed;
 pub mod embed_text;
 pub mod export;
+pub mod fit;
 pub mod info;
 pub mod merge;
 pub mod score;
