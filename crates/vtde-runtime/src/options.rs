@@ -40,11 +40,12 @@ pub struct RuntimeOptions {
     /// it). A path given here or in
     /// `ORT_DYLIB_PATH` that does not load is an error, never silently replaced.
     pub onnxruntime_library: Option<PathBuf>,
-    /// Threads inside one operator, per session (ONNX Runtime's default: one per
-    /// physical core). At most 256 are used: a larger value is clamped. ONNX Runtime
-    /// starts that many threads per session, whatever the number of cores (every graph
-    /// has its own sessions), and thousands of them make opening and closing a model take
-    /// minutes (`4096` never finished closing on a 2-core machine).
+    /// Threads inside one operator (ONNX Runtime's default: one per physical core): the
+    /// size of the shared pool ([`RuntimeOptions::shared_thread_pool`]), or of each
+    /// session's own pool. At most 256 are used: a larger value is clamped. ONNX Runtime
+    /// starts that many threads whatever the number of cores (per session, without the
+    /// shared pool), and thousands of them make opening and closing a model take minutes
+    /// (`4096` never finished closing on a 2-core machine).
     pub intra_op_threads: Option<usize>,
     /// Threads running independent operators at once; more than 1 turns on parallel
     /// execution. At most 64 are used: a larger value is clamped. These graphs have little
@@ -273,6 +274,38 @@ mod tests {
         assert_eq!(o.batch_size, 1);
         assert_eq!(o.package.precision, Precision::Int8);
         assert!(o.session_config().intra_op_spinning);
+    }
+
+    #[test]
+    fn a_model_fits_the_shared_pool_only_with_the_pools_settings() {
+        let default_pool = RuntimeOptions::default().wanted_shared_pool();
+        assert_eq!(
+            default_pool,
+            SharedThreadPool {
+                intra_op_threads: 0,
+                spinning: false
+            }
+        );
+        assert!(RuntimeOptions::default().fits_shared_pool(default_pool));
+        let two = RuntimeOptions::default().with_threads(2);
+        assert!(!two.fits_shared_pool(default_pool));
+        assert!(two.fits_shared_pool(two.wanted_shared_pool()));
+        for (what, o) in [
+            ("spinning", RuntimeOptions::default().with_spinning(true)),
+            (
+                "opted out",
+                RuntimeOptions::default().with_shared_thread_pool(false),
+            ),
+            (
+                "inter-op",
+                RuntimeOptions::default().with_inter_op_threads(2),
+            ),
+        ] {
+            assert!(!o.fits_shared_pool(default_pool), "{what}");
+        }
+        // One inter-op thread is the sequential executor the pool serves.
+        let sequential = RuntimeOptions::default().with_inter_op_threads(1);
+        assert!(sequential.fits_shared_pool(default_pool));
     }
 
     #[test]

@@ -14,9 +14,15 @@
 //! lazily, so a single-threaded program keeps exactly one session (one copy of the
 //! weights) per graph, while concurrent callers get their own sessions up to the cap
 //! instead of queueing behind one lock. The cap bounds memory, since every session holds
-//! its own copy of the weights and its own intra-op thread pool. On a CPU one session
-//! already uses every core through its intra-op threads, so the default cap is small;
-//! more sessions help with GPU execution providers and with many small requests.
+//! its own copy of the weights. On a CPU one session already uses every core through the
+//! intra-op threads, so the default cap is small; more sessions help with GPU execution
+//! providers and with many small requests.
+//!
+//! Threads: sessions run on ONNX Runtime's process-wide intra-op pool (see the
+//! `onnxruntime` module and [`RuntimeOptions::shared_thread_pool`](crate::RuntimeOptions)),
+//! so two sessions running at once share its threads instead of each starting its own;
+//! with [`SessionConfig::shared_pool`] off each session has a pool of its own, sized and
+//! spinning as the config says.
 //!
 //! The pool also checks, when the first session is created, that the graph has the
 //! inputs and outputs the package contract names, and runs each graph with only the
