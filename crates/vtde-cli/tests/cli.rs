@@ -161,3 +161,71 @@ fn bad_checkpoint_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("config.json"));
 }
+
+/// `vtde bench folder` measures the four ways of running a folder and prints the rates and
+/// ratios; a file that cannot be decoded is counted out, and a folder with no image is an
+/// error, not an empty table.
+#[test]
+fn bench_folder_reports_every_measurement() {
+    let (_tmp, dir) = mixed_folder();
+    let package = exported_package("vit-bert-tiny");
+    let out = vtde(&[
+        "bench",
+        "folder",
+        package.to_str().expect("utf-8"),
+        dir.to_str().expect("utf-8"),
+        "--rounds",
+        "2",
+        "--batch-size",
+        "2",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    // The three good images are measured; the corrupt one fails in every round.
+    assert!(stdout.starts_with("3 images, batch 2"), "{stdout}");
+    assert!(
+        stderr.contains("1 of 4 files cannot be decoded"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches(": round ").count(), 2, "{stderr}");
+    let rate = |label: &str| -> f64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label:?} line in {stdout}"));
+        line[label.len() + 2..]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no number in {line:?}"))
+    };
+    for label in [
+        "end to end ",
+        "end to end, decoders at normal",
+        "model only",
+        "decode only",
+        "shared cores bound",
+    ] {
+        let value = rate(label);
+        assert!(value.is_finite() && value > 0.0, "{label}: {value}");
+    }
+    let (model, decode) = (rate("model only"), rate("decode only"));
+    let bound = rate("shared cores bound");
+    // The bound is 1 / (1/model + 1/decode), from the medians' rounds; it lies below both.
+    assert!(bound < model && bound < decode, "{stdout}");
+    assert!(stdout.contains("end to end / model only"), "{stdout}");
+
+    let empty = tempfile::tempdir().expect("temp dir");
+    let out = vtde(&[
+        "bench",
+        "folder",
+        package.to_str().expect("utf-8"),
+        empty.path().to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no image files"),
+        "{}",
+        text(&out.stderr)
+    );
+}
