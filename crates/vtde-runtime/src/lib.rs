@@ -46,6 +46,7 @@ mod options;
 mod package;
 mod pipeline;
 mod preprocess;
+mod provider_name;
 mod session;
 mod similarity;
 
