@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The Python binding's tests: builds the wheel (tools/build-wheel.sh --dev, reusing the
+# `cargo test` build), installs it with pinned numpy, Pillow and pytest in a fresh
+# virtual environment, and runs crates/vtde-python/tests against the `vtde` binary of
+# this checkout and transformers' recorded fixtures. Run by CI after `cargo test`.
+#
+#   bash tools/test-python.sh [pytest arguments]
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+
+wheel=$(bash tools/build-wheel.sh --dev)
+cargo build --quiet --locked -p vtde-cli
+
+venv=$(mktemp -d "${TMPDIR:-/tmp}/vtde-python-test.XXXXXX")
+trap 'rm -rf "$venv"' EXIT
+python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check \
+  "$wheel" numpy==2.4.6 pillow==13.0.0 pytest==9.2.0
+
+export ORT_DYLIB_PATH
+ORT_DYLIB_PATH=$(bash tools/fetch-onnxruntime.sh)
+export VTDE_CLI="$repo_root/target/debug/vtde"
+# From the tests folder: the installed wheel is imported, not a source folder.
+cd crates/vtde-python/tests
+"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
