@@ -3,7 +3,7 @@
 //! PIL images into RGB arrays; `python/vtde/__init__.pyi` holds the types.
 //!
 //! Every call into the runtime runs with the GIL released (`Python::detach`), so Python
-//! threads embed in parallel through one [`Model`] (which is `Send + Sync`). Runtime errors
+//! threads embed in parallel through one `Model` (which is `Send + Sync`). Runtime errors
 //! become `vtde.VtdeError` with vtde's message; wrong argument types are `TypeError`, bad
 //! values (an unknown provider, a zero-size array) `ValueError`. Results are numpy
 //! `float32` arrays.
