@@ -12,7 +12,11 @@ impl ExecutionProvider {
     /// use vtde_runtime::ExecutionProvider;
     ///
     /// assert_eq!(ExecutionProvider::from_name("CUDA:1"), Some(ExecutionProvider::cuda(1)));
-    /// assert_eq!(ExecutionProvider::from_name("gpu"), None);
+    /// assert_eq!(ExecutionProvider::from_name(" cpu "), Some(ExecutionProvider::Cpu));
+    /// assert_eq!(ExecutionProvider::from_name("TensorRT"), Some(ExecutionProvider::tensorrt(0)));
+    /// for bad in ["gpu", "cuda:-1", "cuda:x", "cpu:0", "coreml:1", ""] {
+    ///     assert_eq!(ExecutionProvider::from_name(bad), None, "{bad}");
+    /// }
     /// ```
     pub fn from_name(name: &str) -> Option<Self> {
         let name = name.trim().to_ascii_lowercase();

@@ -1,6 +1,7 @@
 """Types of the vtde package."""
 
 import os
+import pathlib
 from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
@@ -49,7 +50,7 @@ class Model:
     def embedding_dim(self) -> int:
         """The embedding width P."""
     @property
-    def package_dir(self) -> str:
+    def package_dir(self) -> pathlib.Path:
         """The package folder."""
     def embed_images(self, images: Sequence[ImageInput]) -> npt.NDArray[np.float32]:
         """[n, P] L2-normalized embeddings, in order. A list of paths only is decoded on
@@ -72,6 +73,6 @@ def export(
     checkpoint: Union[str, os.PathLike],
     out: Union[str, os.PathLike],
     variants: Optional[List[str]] = None,
-) -> str:
+) -> pathlib.Path:
     """Exports a Hugging Face checkpoint folder to a vtde package in `out`; `variants`
     adds precision variants ("fp16", "int8"). Returns the package folder."""
