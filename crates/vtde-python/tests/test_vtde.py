@@ -5,6 +5,7 @@ import json
 import struct
 import subprocess
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -120,6 +121,30 @@ def test_two_threads_give_one_threads_bytes(demo):
     for t in threads:
         t.join()
     assert len(results) == 6 and all(r == alone for r in results)
+
+
+def test_calls_release_the_gil(demo):
+    """Another Python thread runs while the model works (it could not if the GIL were held)."""
+    ticks = []
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    time.sleep(0.01)
+    start = time.perf_counter()
+    demo.embed_images(EXAMPLES * 8)
+    end = time.perf_counter()
+    stop.set()
+    spinner.join()
+    # Only the first half: when the call returns, the waiting thread gets the GIL before
+    # `end` is taken, so ticks just before `end` would appear even with the GIL held.
+    middle = start + (end - start) / 2
+    during = sum(start < t < middle for t in ticks)
+    assert during > 100, f"{during} ticks of the other thread in {middle - start:.3f}s"
 
 
 def test_typing_stubs_are_installed():
