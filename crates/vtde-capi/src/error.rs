@@ -119,3 +119,45 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), CError>) -> VtdeStatus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        // SAFETY: the pointer is this thread's NUL-terminated message, not yet replaced.
+        unsafe { std::ffi::CStr::from_ptr(last_error_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_with_its_message() {
+        let status = guard(|| panic!("the panic's words"));
+        assert_eq!(status, VtdeStatus::Internal);
+        assert!(
+            last_error().contains("the panic's words"),
+            "{}",
+            last_error()
+        );
+        // The next successful call clears the message.
+        assert_eq!(guard(|| Ok(())), VtdeStatus::Ok);
+        assert_eq!(last_error(), "");
+    }
+
+    #[test]
+    fn messages_are_per_thread() {
+        assert_eq!(
+            guard(|| Err(CError::invalid("main thread"))),
+            VtdeStatus::InvalidArgument
+        );
+        std::thread::spawn(|| {
+            assert_eq!(last_error(), "");
+            let _ = guard(|| Err(CError::invalid("other\0thread")));
+            assert_eq!(last_error(), "other thread");
+        })
+        .join()
+        .unwrap();
+        assert_eq!(last_error(), "main thread");
+    }
+}
