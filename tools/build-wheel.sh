@@ -26,7 +26,10 @@ case "${1:-}" in
 esac
 
 if [[ ! -x $venv/bin/maturin ]]; then
-  python3 -m venv "$venv"
+  python3 -m venv "$venv" || {
+    echo "$0: python3 -m venv failed: Python's venv module is needed (Debian: apt install python3-venv)" >&2
+    exit 1
+  }
   "$venv/bin/pip" install --quiet --disable-pip-version-check "maturin==$maturin_version"
 fi
 

@@ -15,7 +15,10 @@ cargo build --quiet --locked -p vtde-cli
 
 venv=$(mktemp -d "${TMPDIR:-/tmp}/vtde-python-test.XXXXXX")
 trap 'rm -rf "$venv"' EXIT
-python3 -m venv "$venv"
+python3 -m venv "$venv" || {
+  echo "$0: python3 -m venv failed: Python's venv module is needed (Debian: apt install python3-venv)" >&2
+  exit 1
+}
 "$venv/bin/pip" install --quiet --disable-pip-version-check \
   "$wheel" numpy==2.4.6 pillow==13.0.0 pytest==9.2.0
 
