@@ -76,7 +76,10 @@ int main(int argc, char **argv) {
   vtde_options_free(options);
 
   VtdeMatrix label_embeds, image_embeds;
-  check(vtde_embed_texts(model, labels, n_labels, &label_embeds), "vtde_embed_texts");
+  /* As `vtde score` does: each label through the prompt template "{}" (itself). */
+  const char *templates[1] = {"{}"};
+  check(vtde_embed_labels(model, labels, n_labels, templates, 1, &label_embeds),
+        "vtde_embed_labels");
   check(vtde_embed_image_files(model, files, n_files, &image_embeds), "vtde_embed_image_files");
 
   printf("image");

@@ -301,6 +301,24 @@ VtdeStatus vtde_embed_texts(const VtdeModel *model,
                             VtdeMatrix *out);
 
 /*
+ Embeds `n_labels` labels for zero-shot classification: each label's embedding is the
+ mean of its prompt templates' normalized text embeddings (`"a photo of a {}"`; `{}`
+ is replaced by the label), as the `vtde score` command and CLIP's zero-shot evaluation
+ do. No templates (`n_templates` 0, `templates` may be NULL): the labels as they are. `*out`
+ becomes `[n_labels, P]`.
+
+ # Safety
+ `labels` is NULL (only when `n_labels` is 0) or `n_labels` NUL-terminated strings;
+ `templates` likewise with `n_templates`; `model` and `out` as [`vtde_embed_texts`].
+ */
+VtdeStatus vtde_embed_labels(const VtdeModel *model,
+                             const char *const *labels,
+                             size_t n_labels,
+                             const char *const *templates,
+                             size_t n_templates,
+                             VtdeMatrix *out);
+
+/*
  Scores `n_images` image embeddings against `n_texts` text embeddings, both row-major
  with `dim` columns and L2-normalized (as the `vtde_embed_*` functions return them),
  into `*out`: logits and per-image probabilities `[n_images, n_texts]`, and the loss

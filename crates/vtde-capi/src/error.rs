@@ -71,6 +71,7 @@ impl From<vtde_runtime::Error> for CError {
             | E::ImageUnavailable { .. }
             | E::ImagePreprocessFile { .. }
             | E::ImagePreprocess { .. } => VtdeStatus::Image,
+            E::BadTemplate { .. } => VtdeStatus::InvalidArgument,
             _ => VtdeStatus::Runtime,
         };
         CError {

@@ -508,15 +508,56 @@ pub unsafe extern "C" fn vtde_embed_texts(
 ) -> VtdeStatus {
     embed_into(model, out, |model| {
         // SAFETY: the caller guarantees `count` strings.
-        let pointers = unsafe { slice(texts, count, "texts") }?;
-        let texts = pointers
-            .iter()
-            .enumerate()
-            // SAFETY: each pointer is NULL or a NUL-terminated string.
-            .map(|(i, &p)| unsafe { utf8(p, &format!("texts[{i}]")) })
-            .collect::<Result<Vec<_>, _>>()?;
+        let texts = unsafe { utf8_array(texts, count, "texts") }?;
         Ok(model.embed_texts(&texts)?)
     })
+}
+
+/// Embeds `n_labels` labels for zero-shot classification: each label's embedding is the
+/// mean of its prompt templates' normalized text embeddings (`"a photo of a {}"`; `{}`
+/// is replaced by the label), as the `vtde score` command and CLIP's zero-shot evaluation
+/// do. No templates (`n_templates` 0, `templates` may be NULL): the labels as they are. `*out`
+/// becomes `[n_labels, P]`.
+///
+/// # Safety
+/// `labels` is NULL (only when `n_labels` is 0) or `n_labels` NUL-terminated strings;
+/// `templates` likewise with `n_templates`; `model` and `out` as [`vtde_embed_texts`].
+#[no_mangle]
+pub unsafe extern "C" fn vtde_embed_labels(
+    model: *const VtdeModel,
+    labels: *const *const c_char,
+    n_labels: usize,
+    templates: *const *const c_char,
+    n_templates: usize,
+    out: *mut VtdeMatrix,
+) -> VtdeStatus {
+    embed_into(model, out, |model| {
+        // SAFETY: the caller guarantees `n_labels` and `n_templates` strings.
+        let labels = unsafe { utf8_array(labels, n_labels, "labels") }?;
+        // SAFETY: as above.
+        let templates = unsafe { utf8_array(templates, n_templates, "templates") }?;
+        Ok(model.embed_labels(&labels, &templates)?)
+    })
+}
+
+/// `count` NUL-terminated UTF-8 strings, each checked, errors naming `what[i]`.
+///
+/// # Safety
+/// `strings` is NULL (only when `count` is 0) or `count` pointers, each NULL or a
+/// NUL-terminated string outliving the call.
+unsafe fn utf8_array<'a>(
+    strings: *const *const c_char,
+    count: usize,
+    what: &str,
+) -> Result<Vec<&'a str>, CError> {
+    // SAFETY: the caller guarantees `count` pointers.
+    let pointers = unsafe { slice(strings, count, what) }?;
+    pointers
+        .iter()
+        .enumerate()
+        // SAFETY: each pointer is NULL or a NUL-terminated string.
+        .map(|(i, &p)| unsafe { utf8(p, &format!("{what}[{i}]")) })
+        .collect()
 }
 
 /// Scores `n_images` image embeddings against `n_texts` text embeddings, both row-major

@@ -81,7 +81,7 @@ fn c_example_prints_the_rust_librarys_probabilities() {
 
     // The same through the Rust library, with the same options.
     let model = Model::open(&package, &RuntimeOptions::default().with_threads(2)).unwrap();
-    let labels = model.embed_texts(&LABELS).unwrap();
+    let labels = model.embed_labels(&LABELS, &["{}"]).unwrap();
     let files = model.embed_image_files(&images).unwrap();
     assert!(files.outcomes.iter().all(|o| o.is_ok()));
     let bytes = std::fs::read(&images[0]).unwrap();

@@ -94,6 +94,11 @@ int main(int argc, char **argv) {
   const char *not_utf8[1] = {"\xff\xfe"};
   expect("texts-not-utf8", vtde_embed_texts(model, not_utf8, 1, &out),
          VTDE_STATUS_INVALID_ARGUMENT);
+  expect("labels-null-template", vtde_embed_labels(model, texts, 1, texts + 1, 1, &out),
+         VTDE_STATUS_INVALID_ARGUMENT);
+  const char *bad_template[1] = {"a photo"};
+  expect("labels-bad-template", vtde_embed_labels(model, texts, 1, bad_template, 1, &out),
+         VTDE_STATUS_INVALID_ARGUMENT);
   expect("texts-null-out", vtde_embed_texts(model, texts, 1, NULL), VTDE_STATUS_INVALID_ARGUMENT);
 
   /* Files. */
