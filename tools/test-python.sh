@@ -11,7 +11,9 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
 wheel=$(bash tools/build-wheel.sh --dev)
-cargo build --quiet --locked -p vtde-cli
+# target/debug/vtde as `cargo test --workspace` builds it (a no-op after it; a plain
+# `cargo build -p vtde-cli` would resolve other features and rebuild much of the tree).
+cargo test --quiet --locked --workspace --no-run
 
 venv=$(mktemp -d "${TMPDIR:-/tmp}/vtde-python-test.XXXXXX")
 trap 'rm -rf "$venv"' EXIT
