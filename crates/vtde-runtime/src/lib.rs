@@ -32,7 +32,8 @@
 //! `package` (opening a package directory and checking its files; the manifest itself is
 //! the [`vtde_package`] crate's), `checksum_cache` (remembering verified files for a fast
 //! second open), `onnxruntime` (finding and loading the library), `session` (session pools
-//! and execution providers), `preprocess` (images to `pixel_values`: decoding per format,
+//! and execution providers), `provider_name` (providers by name, for the C and Python
+//! bindings), `preprocess` (images to `pixel_values`: decoding per format,
 //! colour, Pillow's resampling, the processor; texts to token arrays), `pipeline` (the
 //! streaming image pipeline), `model` ([`Model`]), `labels` (label embeddings with prompt
 //! templates), `similarity` (normalization, logits, probabilities, loss) and `error`.
@@ -46,6 +47,7 @@ mod options;
 mod package;
 mod pipeline;
 mod preprocess;
+mod provider_name;
 mod session;
 mod similarity;
 
