@@ -38,7 +38,13 @@ def read_safetensors(path):
 
 
 def fixture_configs():
-    return sorted(p.name for p in FIXTURES.iterdir() if (p / "reference.safetensors").is_file())
+    # As tests/support/lib.rs: a recording with a checkpoint (fit-checkpoint has none; its
+    # checkpoint is made by `vtde fit` in crates/vtde-cli/tests/fit.rs).
+    return sorted(
+        p.name
+        for p in FIXTURES.iterdir()
+        if (p / "reference.safetensors").is_file() and (p / "checkpoint/config.json").is_file()
+    )
 
 
 # --- the same numbers as the command line -------------------------------------------------
