@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use vtde_runtime::ndarray::{s, Array2, Array4};
+use vtde_runtime::ndarray::{concatenate, s, Array2, Array4, Axis};
 use vtde_runtime::{ImageBatch, ImageSource, Model, RuntimeOptions};
 
 /// What to measure.
@@ -130,38 +130,30 @@ pub fn run(args: &FolderBenchSettings) -> Result<()> {
 /// Streams every file once; returns the first full batch of decoded images (or all of
 /// them, if fewer) and how many files decoded.
 fn first_batch(model: &Model, images: &[PathBuf]) -> Result<(Array4<f32>, usize)> {
-    let mut first: Option<Array4<f32>> = None;
-    let mut readable = 0;
-    let want = model_batch(model).min(images.len());
+    let want = model.batch_size();
+    let mut parts: Vec<Array4<f32>> = Vec::new();
+    let (mut kept, mut readable) = (0, 0);
     model.stream_image_files(images, |batch: ImageBatch| -> Result<()> {
         readable += batch.items.len();
-        let pixels = batch.pixel_values();
-        first = Some(match first.take() {
-            None => pixels.to_owned(),
-            Some(have) if have.shape()[0] < want => {
-                let mut joined = vtde_runtime::ndarray::concatenate(
-                    vtde_runtime::ndarray::Axis(0),
-                    &[have.view(), pixels],
-                )
-                .context("joining decoded images")?;
-                if joined.shape()[0] > want {
-                    joined = joined.slice(s![..want, .., .., ..]).to_owned();
-                }
-                joined
-            }
-            Some(have) => have,
-        });
+        let take = (want - kept).min(batch.items.len());
+        if take > 0 {
+            parts.push(
+                batch
+                    .pixel_values()
+                    .slice(s![..take, .., .., ..])
+                    .to_owned(),
+            );
+            kept += take;
+        }
         Ok(())
     })?;
-    Ok((
-        first.unwrap_or_else(|| Array4::zeros((0, 3, 1, 1))),
-        readable,
-    ))
-}
-
-fn model_batch(model: &Model) -> usize {
-    // The pipeline's batch size is the model's (`RuntimeOptions::batch_size`).
-    model.batch_size()
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    let first = if views.is_empty() {
+        Array4::zeros((0, 3, 1, 1))
+    } else {
+        concatenate(Axis(0), &views).context("joining decoded images")?
+    };
+    Ok((first, readable))
 }
 
 /// The vision and projection graphs on `pixels`, then scores: what a batch costs.
@@ -189,7 +181,7 @@ fn end_to_end<S: ImageSource>(
     model.image_preprocessor().stream_files(
         images,
         options,
-        model_batch(model),
+        model.batch_size(),
         |batch: ImageBatch| -> Result<()> {
             done += batch.items.len();
             embed_and_score(model, batch.pixel_values(), labels)

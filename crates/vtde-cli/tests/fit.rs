@@ -74,6 +74,73 @@ fn accuracy(package: &Path, dir: &Path, samples: &[Sample]) -> (f64, f64) {
     )
 }
 
+/// Composes `vision` and `text` into `out` (projection 64, seed 7); returns stderr.
+fn compose(vision: &Path, text: &Path, out: &Path) -> String {
+    ok(
+        &vtde(&[
+            "compose",
+            "--vision",
+            s(vision),
+            "--text",
+            s(text),
+            "-o",
+            s(out),
+            "--projection-dim",
+            "64",
+            "--seed",
+            "7",
+        ]),
+        "compose",
+    )
+}
+
+/// Drawn shapes under `root`: 600 training pairs (`train/pairs.csv`, never the demo's
+/// held-out combinations) and a separate evaluation set with them.
+struct ShapeData {
+    pairs: PathBuf,
+    eval_dir: PathBuf,
+    eval: Vec<Sample>,
+}
+
+fn shape_data(root: &Path) -> ShapeData {
+    let train_dir = root.join("train");
+    let train = shapes::generate(&train_dir, 24, false, false, 1);
+    let pairs = train_dir.join("pairs.csv");
+    shapes::write_pairs_csv(&pairs, &train);
+    let eval_dir = root.join("eval");
+    let eval = shapes::generate(&eval_dir, 8, true, true, 2);
+    ShapeData {
+        pairs,
+        eval_dir,
+        eval,
+    }
+}
+
+/// Fits `composed` on `pairs` into `out` (batch 64, seed 3); returns stderr and seconds.
+fn fit(composed: &Path, pairs: &Path, out: &Path, epochs: &str, lr: &str) -> (String, f64) {
+    let started = std::time::Instant::now();
+    let stderr = ok(
+        &vtde(&[
+            "fit",
+            s(composed),
+            "--pairs",
+            s(pairs),
+            "-o",
+            s(out),
+            "--epochs",
+            epochs,
+            "--batch-size",
+            "64",
+            "--lr",
+            lr,
+            "--seed",
+            "3",
+        ]),
+        "fit",
+    );
+    (stderr, started.elapsed().as_secs_f64())
+}
+
 #[test]
 fn compose_the_demo_towers_then_fit_on_drawn_shapes() {
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -81,22 +148,7 @@ fn compose_the_demo_towers_then_fit_on_drawn_shapes() {
     let demo = demo_checkpoint();
 
     let composed = root.join("composed");
-    let stderr = ok(
-        &vtde(&[
-            "compose",
-            "--vision",
-            s(&demo),
-            "--text",
-            s(&demo),
-            "-o",
-            s(&composed),
-            "--projection-dim",
-            "64",
-            "--seed",
-            "7",
-        ]),
-        "compose",
-    );
+    let stderr = compose(&demo, &demo, &composed);
     assert!(
         stderr.contains("vision tower vit") && stderr.contains("text tower bert"),
         "{stderr}"
@@ -111,40 +163,15 @@ fn compose_the_demo_towers_then_fit_on_drawn_shapes() {
         assert!(composed.join(file).is_file(), "compose wrote no {file}");
     }
 
-    let train_dir = root.join("train");
-    let train = shapes::generate(&train_dir, 24, false, false, 1);
-    shapes::write_pairs_csv(&train_dir.join("pairs.csv"), &train);
-    let eval_dir = root.join("eval");
-    let eval = shapes::generate(&eval_dir, 8, true, true, 2);
-
+    let data = shape_data(root);
     // The composed model before fitting: random heads, chance accuracy.
     let before = root.join("before");
     ok(&vtde(&["export", s(&composed), s(&before)]), "export");
-    let (seen_before, held_before) = accuracy(&before, &eval_dir, &eval);
+    let (seen_before, held_before) = accuracy(&before, &data.eval_dir, &data.eval);
 
     let fitted = root.join("fitted");
-    let started = std::time::Instant::now();
-    let stderr = ok(
-        &vtde(&[
-            "fit",
-            s(&composed),
-            "--pairs",
-            s(&train_dir.join("pairs.csv")),
-            "-o",
-            s(&fitted),
-            "--epochs",
-            "30",
-            "--batch-size",
-            "64",
-            "--lr",
-            "0.01",
-            "--seed",
-            "3",
-        ]),
-        "fit",
-    );
-    let fit_secs = started.elapsed().as_secs_f64();
-    let (seen, held) = accuracy(&fitted.join("package"), &eval_dir, &eval);
+    let (stderr, fit_secs) = fit(&composed, &data.pairs, &fitted, "30", "0.01");
+    let (seen, held) = accuracy(&fitted.join("package"), &data.eval_dir, &data.eval);
     println!("{stderr}");
     println!(
         "before fitting: seen {seen_before:.3}, held-out {held_before:.3}; after ({fit_secs:.1}s): seen {seen:.3}, held-out {held:.3}"
@@ -167,25 +194,7 @@ fn compose_the_demo_towers_then_fit_on_drawn_shapes() {
     // A second run with other settings takes the features from the cache, and the same
     // seed gives the same heads.
     let again = root.join("again");
-    let stderr = ok(
-        &vtde(&[
-            "fit",
-            s(&composed),
-            "--pairs",
-            s(&train_dir.join("pairs.csv")),
-            "-o",
-            s(&again),
-            "--epochs",
-            "30",
-            "--batch-size",
-            "64",
-            "--lr",
-            "0.01",
-            "--seed",
-            "3",
-        ]),
-        "second fit",
-    );
+    let (stderr, _) = fit(&composed, &data.pairs, &again, "30", "0.01");
     assert!(stderr.contains("tower features from the cache"), "{stderr}");
     assert_eq!(
         std::fs::read(fitted.join("model.safetensors")).expect("weights"),
@@ -347,58 +356,17 @@ fn compose_minilm_with_the_demo_vision_tower_then_fit() {
     );
     let tmp = tempfile::tempdir().expect("temp dir");
     let root = tmp.path();
-    let demo = demo_checkpoint();
     let composed = root.join("composed");
-    let stderr = ok(
-        &vtde(&[
-            "compose",
-            "--vision",
-            s(&demo),
-            "--text",
-            s(&minilm),
-            "-o",
-            s(&composed),
-            "--projection-dim",
-            "64",
-            "--seed",
-            "7",
-        ]),
-        "compose",
-    );
-    println!("{stderr}");
-    let train_dir = root.join("train");
-    let train = shapes::generate(&train_dir, 24, false, false, 1);
-    shapes::write_pairs_csv(&train_dir.join("pairs.csv"), &train);
-    let eval_dir = root.join("eval");
-    let eval = shapes::generate(&eval_dir, 8, true, true, 2);
+    println!("{}", compose(&demo_checkpoint(), &minilm, &composed));
+    let data = shape_data(root);
     let before = root.join("before");
     ok(&vtde(&["export", s(&composed), s(&before)]), "export");
-    let (seen_before, held_before) = accuracy(&before, &eval_dir, &eval);
+    let (seen_before, held_before) = accuracy(&before, &data.eval_dir, &data.eval);
     let epochs = std::env::var("VTDE_MINILM_EPOCHS").unwrap_or_else(|_| "30".into());
     let lr = std::env::var("VTDE_MINILM_LR").unwrap_or_else(|_| "0.01".into());
     let fitted = root.join("fitted");
-    let started = std::time::Instant::now();
-    let stderr = ok(
-        &vtde(&[
-            "fit",
-            s(&composed),
-            "--pairs",
-            s(&train_dir.join("pairs.csv")),
-            "-o",
-            s(&fitted),
-            "--epochs",
-            &epochs,
-            "--batch-size",
-            "64",
-            "--lr",
-            &lr,
-            "--seed",
-            "3",
-        ]),
-        "fit",
-    );
-    let fit_secs = started.elapsed().as_secs_f64();
-    let (seen, held) = accuracy(&fitted.join("package"), &eval_dir, &eval);
+    let (stderr, fit_secs) = fit(&composed, &data.pairs, &fitted, &epochs, &lr);
+    let (seen, held) = accuracy(&fitted.join("package"), &data.eval_dir, &data.eval);
     println!("{stderr}");
     println!(
         "MiniLM text tower: before fitting: seen {seen_before:.3}, held-out {held_before:.3}; after ({fit_secs:.1}s): seen {seen:.3}, held-out {held:.3}"

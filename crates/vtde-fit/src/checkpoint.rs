@@ -10,6 +10,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 use crate::heads::Heads;
+use crate::weights_file::{self, OutTensor};
 
 /// The weight names of the heads.
 pub const HEAD_WEIGHTS: [&str; 3] = [
@@ -143,36 +144,6 @@ pub fn read_heads(dir: impl AsRef<Path>) -> Result<Heads> {
     Ok(heads)
 }
 
-/// A tensor to write.
-struct Owned {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl safetensors::View for &Owned {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
-}
-
-fn f32_owned(shape: Vec<usize>, values: impl Iterator<Item = f32>) -> Owned {
-    Owned {
-        dtype: Dtype::F32,
-        shape,
-        data: values.flat_map(f32::to_le_bytes).collect(),
-    }
-}
-
 /// Writes the checkpoint `src` with `heads` in place of its own into `out` (created; an
 /// existing `out` must be empty): every other file copied, all weights in one
 /// `model.safetensors`, the heads in float32.
@@ -196,42 +167,18 @@ pub fn write_checkpoint_with_heads(
     }
     let files = weight_files(src)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let mut tensors: BTreeMap<String, Owned> = BTreeMap::new();
+    let mut tensors: BTreeMap<String, OutTensor> = BTreeMap::new();
     for path in &files {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let file = SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::invalid(path, format!("not a safetensors file: {e}")))?;
         for (name, view) in file.tensors() {
             if !HEAD_WEIGHTS.contains(&name.as_str()) {
-                tensors.insert(
-                    name,
-                    Owned {
-                        dtype: view.dtype(),
-                        shape: view.shape().to_vec(),
-                        data: view.data().to_vec(),
-                    },
-                );
+                tensors.insert(name, OutTensor::copy_of(&view));
             }
         }
     }
-    tensors.insert(
-        HEAD_WEIGHTS[0].into(),
-        f32_owned(
-            heads.visual_projection.shape().to_vec(),
-            heads.visual_projection.iter().copied(),
-        ),
-    );
-    tensors.insert(
-        HEAD_WEIGHTS[1].into(),
-        f32_owned(
-            heads.text_projection.shape().to_vec(),
-            heads.text_projection.iter().copied(),
-        ),
-    );
-    tensors.insert(
-        HEAD_WEIGHTS[2].into(),
-        f32_owned(vec![], std::iter::once(heads.logit_scale)),
-    );
+    weights_file::insert_heads(&mut tensors, heads);
     let skip: Vec<PathBuf> = files
         .iter()
         .cloned()
@@ -245,15 +192,5 @@ pub fn write_checkpoint_with_heads(
             }
         }
     }
-    let target = out.join("model.safetensors");
-    let metadata = Some(std::collections::HashMap::from([(
-        "format".to_owned(),
-        "pt".to_owned(),
-    )]));
-    safetensors::serialize_to_file(
-        tensors.iter().map(|(k, v)| (k.as_str(), v)),
-        metadata,
-        &target,
-    )
-    .map_err(|e| Error::invalid(&target, format!("writing failed: {e}")))
+    weights_file::write(&out.join("model.safetensors"), &tensors)
 }

@@ -22,11 +22,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
+use crate::weights_file::{self, OutTensor};
 
 /// The vision `model_type`s [`compose`] takes.
 pub const COMPOSE_VISION: &str =
@@ -374,36 +375,6 @@ fn tower_source(dir: &Path, side: Side) -> Result<TowerSource> {
     })
 }
 
-/// A tensor to write: dtype, shape and little-endian bytes.
-struct OutTensor {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl safetensors::View for &OutTensor {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
-}
-
-fn f32_tensor(shape: Vec<usize>, values: impl IntoIterator<Item = f32>) -> OutTensor {
-    OutTensor {
-        dtype: Dtype::F32,
-        shape,
-        data: values.into_iter().flat_map(f32::to_le_bytes).collect(),
-    }
-}
-
 fn usize_field(config: &Map<String, Value>, key: &str, path: &Path) -> Result<usize> {
     config
         .get(key)
@@ -459,14 +430,7 @@ fn add_tower(
             continue;
         };
         let target = format!("{}{inner}", side.prefix());
-        out.insert(
-            target,
-            OutTensor {
-                dtype: view.dtype(),
-                shape: view.shape().to_vec(),
-                data: view.data().to_vec(),
-            },
-        );
+        out.insert(target, OutTensor::copy_of(view));
         report.copied += 1;
     }
     if report.copied == 0 {
@@ -500,10 +464,13 @@ fn add_tower(
                     .collect();
                 out.insert(
                     weight.clone(),
-                    f32_tensor(vec![pooled, hidden_size], values),
+                    OutTensor::f32(vec![pooled, hidden_size], values),
                 );
                 let bias = format!("{prefix}pooler.dense.bias");
-                out.insert(bias.clone(), f32_tensor(vec![pooled], vec![0.0; pooled]));
+                out.insert(
+                    bias.clone(),
+                    OutTensor::f32(vec![pooled], vec![0.0; pooled]),
+                );
                 report.initialised.extend([weight, bias]);
             }
         }
@@ -517,12 +484,12 @@ fn add_tower(
             if mean_pooling && !out.contains_key(&weight) {
                 out.insert(
                     weight.clone(),
-                    f32_tensor(vec![hidden_size], vec![1.0; hidden_size]),
+                    OutTensor::f32(vec![hidden_size], vec![1.0; hidden_size]),
                 );
                 let bias = format!("{prefix}pooler.layernorm.bias");
                 out.insert(
                     bias.clone(),
-                    f32_tensor(vec![hidden_size], vec![0.0; hidden_size]),
+                    OutTensor::f32(vec![hidden_size], vec![0.0; hidden_size]),
                 );
                 report.initialised.extend([weight, bias]);
             }
@@ -649,38 +616,12 @@ pub fn compose(
         options.logit_scale,
         &mut rng,
     );
-    tensors.insert(
-        "visual_projection.weight".into(),
-        f32_tensor(
-            vec![p, vision_report.hidden_size],
-            heads.visual_projection.iter().copied(),
-        ),
-    );
-    tensors.insert(
-        "text_projection.weight".into(),
-        f32_tensor(
-            vec![p, text_report.hidden_size],
-            heads.text_projection.iter().copied(),
-        ),
-    );
-    tensors.insert(
-        "logit_scale".into(),
-        f32_tensor(vec![], [options.logit_scale]),
-    );
+    weights_file::insert_heads(&mut tensors, &heads);
 
     // Created only now, so that a source that fails leaves nothing behind.
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let weights_path = out_dir.join("model.safetensors");
-    let metadata = Some(std::collections::HashMap::from([(
-        "format".to_owned(),
-        "pt".to_owned(),
-    )]));
-    safetensors::serialize_to_file(
-        tensors.iter().map(|(k, v)| (k.as_str(), v)),
-        metadata,
-        &weights_path,
-    )
-    .map_err(|e| Error::invalid(&weights_path, format!("writing failed: {e}")))?;
+    weights_file::write(&weights_path, &tensors)?;
 
     let config = json!({
         "architectures": ["VisionTextDualEncoderModel"],

@@ -45,6 +45,7 @@ mod optim;
 mod pairs;
 mod rng;
 mod train;
+mod weights_file;
 
 pub use checkpoint::{read_heads, write_checkpoint_with_heads, HEAD_WEIGHTS};
 pub use compose::{compose, ComposeOptions, Composed, TowerReport, COMPOSE_TEXT, COMPOSE_VISION};

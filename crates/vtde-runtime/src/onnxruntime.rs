@@ -58,12 +58,9 @@ pub(crate) struct SharedThreadPool {
 }
 
 impl Default for SharedThreadPool {
+    /// The pool that default [`RuntimeOptions`](crate::RuntimeOptions) ask for.
     fn default() -> Self {
-        let defaults = crate::RuntimeOptions::default();
-        SharedThreadPool {
-            intra_op_threads: 0,
-            spinning: defaults.intra_op_spinning,
-        }
+        crate::RuntimeOptions::default().wanted_shared_pool()
     }
 }
 
